@@ -1,0 +1,91 @@
+"""The one exception tree. Every error memsync raises on purpose is a `MemsyncError`.
+
+User errors (a wrong passphrase, an unknown id, a malformed file) carry a message that
+the CLI prints as one line, with the `exit_code` it exits with.
+"""
+
+from __future__ import annotations
+
+
+class MemsyncError(Exception):
+    """Base of every error memsync raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(MemsyncError):
+    """The caller asked for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class VaultNotFound(MemsyncError):
+    """No vault at the expected place."""
+
+    exit_code = 3
+
+
+class VaultExists(MemsyncError):
+    """`init` was asked to create a vault where one already is."""
+
+    exit_code = 3
+
+
+class VaultLocked(MemsyncError):
+    """No passphrase or remembered key was available to unlock the vault."""
+
+    exit_code = 4
+
+
+class WrongPassphrase(MemsyncError):
+    """The passphrase does not open this device's key file."""
+
+    exit_code = 4
+
+
+class WeakPassphrase(UsageError):
+    """A new passphrase was refused; the message says why."""
+
+
+class BadRecoveryPhrase(MemsyncError):
+    """The recovery phrase is malformed or does not open this vault."""
+
+    exit_code = 4
+
+
+class CryptoError(MemsyncError):
+    """Authenticated decryption or a signature failed: data was tampered with or foreign."""
+
+    exit_code = 5
+
+
+class CorruptVault(MemsyncError):
+    """A vault file is damaged, truncated or belongs to something else."""
+
+    exit_code = 5
+
+
+class IntegrityError(CorruptVault):
+    """The operation log failed verification (signature, hash chain, order or rebuild)."""
+
+
+class NotFound(MemsyncError):
+    """No memory, source or record with that id."""
+
+    exit_code = 6
+
+
+class AmbiguousId(UsageError):
+    """An id prefix matches more than one record."""
+
+
+class InvalidInput(MemsyncError):
+    """An input file or value is malformed; the message names the file and the place."""
+
+    exit_code = 7
+
+
+class EmbedderError(MemsyncError):
+    """The embedding model is missing, altered or failed to run."""
+
+    exit_code = 8
