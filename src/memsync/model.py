@@ -147,6 +147,7 @@ class SearchFilters:
     since: datetime | None = None
     until: datetime | None = None
     include_turns: bool = True
+    include_expired: bool = False
 
 
 @dataclass(frozen=True)

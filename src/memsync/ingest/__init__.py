@@ -1,0 +1,1 @@
+"""Turning files into sources: conversations and, later, documents and exports."""

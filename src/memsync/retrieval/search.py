@@ -1,0 +1,283 @@
+"""Hybrid search: SQLite FTS5 BM25 and dense vectors, fused by reciprocal rank.
+
+Both halves search the same `items` table (memories and conversation turns) and apply
+the same filters, the keyword half in SQL and the vector half over an in-memory copy of
+the vectors and filter columns that is kept in step with every write.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from memsync import codec
+from memsync.model import SearchFilters, SearchHit, Status
+from memsync.store import state
+
+RRF_K = 60
+_NO_LIMIT = np.iinfo(np.int64).max
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words too common to help BM25; dropping them keeps keyword search fast on large vaults.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves""".split()
+)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression: the query's words, quoted, joined by OR."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    kept = [w for w in words if w not in STOPWORDS] or words
+    unique = list(dict.fromkeys(kept))[:32]
+    if not unique:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    """Filters resolved to codes, usable both as SQL and as numpy masks."""
+
+    types: tuple[int, ...]
+    statuses: tuple[int, ...]
+    kinds: tuple[int, ...]
+    categories: tuple[int, ...]
+    since: int | None
+    until: int | None
+    not_expired_at: int | None
+    tagged: frozenset[int] | None  # item rowids carrying a wanted tag
+
+    def sql(self) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+
+        def among(col: str, values: Sequence[int]) -> None:
+            parts.append(f"{col} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+
+        among("i.type", self.types)
+        among("i.status", self.statuses)
+        if self.kinds:
+            among("i.kind", self.kinds)
+        if self.categories:
+            among("i.category", self.categories)
+        if self.since is not None:
+            parts.append("i.ts >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            parts.append("i.ts < ?")
+            params.append(self.until)
+        if self.not_expired_at is not None:
+            parts.append("(i.valid_until IS NULL OR i.valid_until > ?)")
+            params.append(self.not_expired_at)
+        if self.tagged is not None:
+            among("i.rowid", sorted(self.tagged))
+        return " AND ".join(parts) or "1", params
+
+
+def resolve_filters(conn: apsw.Connection, f: SearchFilters, now: datetime) -> _Conditions:
+    memory_only = bool(f.kinds or f.categories or f.tags)
+    types = (state.ITEM_MEMORY,) if memory_only or not f.include_turns else (
+        state.ITEM_MEMORY, state.ITEM_TURN)
+    tagged: frozenset[int] | None = None
+    if f.tags:
+        marks = ",".join("?" * len(f.tags))
+        rows = conn.execute(
+            "SELECT i.rowid FROM items i JOIN memories m ON i.type=0 AND m.rowid=i.ref "
+            f"JOIN memory_tags t ON t.memory_id=m.id WHERE t.tag IN ({marks})",
+            list(f.tags),
+        ).fetchall()
+        tagged = frozenset(int(r[0]) for r in rows)
+    return _Conditions(
+        types=types,
+        statuses=tuple(state.STATUS_CODE[s] for s in f.statuses or tuple(Status)),
+        kinds=tuple(state.KIND_CODE[k] for k in f.kinds),
+        categories=tuple(state.CATEGORY_CODE[c] for c in f.categories),
+        since=codec.opt_ms(f.since),
+        until=codec.opt_ms(f.until),
+        not_expired_at=None if f.include_expired else codec.to_ms(now),
+        tagged=tagged,
+    )
+
+
+class VectorIndex:
+    """The vectors and filter columns of every indexed item, in RAM, grown in place."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._n = 0
+        self._pos: dict[int, int] = {}
+        self._alloc(1024)
+
+    def _alloc(self, capacity: int) -> None:
+        def grow(old: npt.NDArray[Any] | None, shape: tuple[int, ...], dtype: Any) -> Any:
+            new = np.zeros(shape, dtype=dtype)
+            if old is not None:
+                new[: self._n] = old[: self._n]
+            return new
+
+        get = self.__dict__.get
+        self.vecs: npt.NDArray[np.float32] = grow(get("vecs"), (capacity, self.dim), np.float32)
+        self.rowid: npt.NDArray[np.int64] = grow(get("rowid"), (capacity,), np.int64)
+        self.cols: npt.NDArray[np.int64] = grow(get("cols"), (capacity, 7), np.int64)
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return self._n
+
+    def load(self, conn: apsw.Connection) -> None:
+        rows = conn.execute(
+            "SELECT rowid, type, status, kind, category, ts, valid_until, vec FROM items "
+            "WHERE vec IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+        with self._lock:
+            self._n = 0
+            self._pos = {}
+            self._alloc(max(1024, len(rows) * 5 // 4))
+            self._put_rows(rows)
+
+    def upsert(self, conn: apsw.Connection, rowids: Sequence[int]) -> None:
+        if not rowids:
+            return
+        marks = ",".join("?" * len(rowids))
+        rows = conn.execute(
+            "SELECT rowid, type, status, kind, category, ts, valid_until, vec FROM items "
+            f"WHERE rowid IN ({marks}) AND vec IS NOT NULL",
+            list(rowids),
+        ).fetchall()
+        with self._lock:
+            self._put_rows(rows)
+
+    def _put_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if self._n + len(rows) > self.capacity:
+            self._alloc(max(self.capacity * 2, self._n + len(rows)))
+        for r in rows:
+            rowid = int(r[0])
+            pos = self._pos.get(rowid)
+            if pos is None:
+                pos = self._n
+                self._n += 1
+                self._pos[rowid] = pos
+            self.rowid[pos] = rowid
+            valid_until = _NO_LIMIT if r[6] is None else int(r[6])
+            self.cols[pos] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]),
+                              valid_until, 1)
+            self.vecs[pos] = np.frombuffer(r[7], dtype=np.float32)
+
+    def remove(self, rowids: Sequence[int]) -> None:
+        with self._lock:
+            for rowid in rowids:
+                pos = self._pos.pop(rowid, None)
+                if pos is not None:
+                    self.cols[pos, 6] = 0  # dead; the slot is reclaimed at the next load
+
+    def search(
+        self, query: npt.NDArray[np.float32], cond: _Conditions, depth: int
+    ) -> list[int]:
+        with self._lock:
+            n = self._n
+            if n == 0:
+                return []
+            cols = self.cols[:n]
+            mask = cols[:, 6] == 1
+            mask &= np.isin(cols[:, 0], cond.types)
+            mask &= np.isin(cols[:, 1], cond.statuses)
+            if cond.kinds:
+                mask &= np.isin(cols[:, 2], cond.kinds)
+            if cond.categories:
+                mask &= np.isin(cols[:, 3], cond.categories)
+            if cond.since is not None:
+                mask &= cols[:, 4] >= cond.since
+            if cond.until is not None:
+                mask &= cols[:, 4] < cond.until
+            if cond.not_expired_at is not None:
+                mask &= cols[:, 5] > cond.not_expired_at
+            if cond.tagged is not None:
+                mask &= np.isin(self.rowid[:n], np.fromiter(cond.tagged, dtype=np.int64))
+            scores = self.vecs[:n] @ query
+            rowids = self.rowid[:n]
+        candidates = np.flatnonzero(mask)
+        if candidates.size == 0:
+            return []
+        sub = scores[candidates]
+        take = min(depth, sub.size)
+        top = np.argpartition(-sub, take - 1)[:take]
+        top = top[np.argsort(-sub[top], kind="stable")]
+        return [int(rowids[candidates[i]]) for i in top]
+
+
+def keyword_search(
+    conn: apsw.Connection, query: str, cond: _Conditions, depth: int
+) -> list[int]:
+    match = fts_query(query)
+    if match is None:
+        return []
+    where, params = cond.sql()
+    rows = conn.execute(
+        "SELECT i.rowid FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
+        f"WHERE items_fts MATCH ? AND {where} ORDER BY bm25(items_fts) LIMIT ?",
+        [match, *params, depth],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: each list adds 1 / (k + rank) to an item's score."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def hydrate(
+    conn: apsw.Connection,
+    fused: Sequence[tuple[int, float]],
+    keyword: Sequence[int],
+    vector: Sequence[int],
+) -> list[SearchHit]:
+    """Turn fused item rowids into hits carrying their memory or turn."""
+    if not fused:
+        return []
+    ids = [i for i, _ in fused]
+    marks = ",".join("?" * len(ids))
+    refs = {
+        int(r[0]): (int(r[1]), int(r[2]))
+        for r in conn.execute(f"SELECT rowid, type, ref FROM items WHERE rowid IN ({marks})", ids)
+    }
+    memories = state.memories_by_rowid(
+        conn, [ref for t, ref in refs.values() if t == state.ITEM_MEMORY]
+    )
+    turns = state.turns_by_rowid(conn, [ref for t, ref in refs.values() if t == state.ITEM_TURN])
+    krank = {item: r for r, item in enumerate(keyword, start=1)}
+    vrank = {item: r for r, item in enumerate(vector, start=1)}
+    hits = []
+    for item, score in fused:
+        if item not in refs:
+            continue
+        t, ref = refs[item]
+        hits.append(
+            SearchHit(
+                score=score,
+                memory=memories.get(ref) if t == state.ITEM_MEMORY else None,
+                turn=turns.get(ref) if t == state.ITEM_TURN else None,
+                keyword_rank=krank.get(item),
+                vector_rank=vrank.get(item),
+            )
+        )
+    return hits

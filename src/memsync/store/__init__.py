@@ -1,0 +1,1 @@
+"""The encrypted SQLite store, its schema and the operation log."""

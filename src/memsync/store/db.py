@@ -1,0 +1,183 @@
+"""Opening the encrypted database and creating its schema.
+
+The whole file is encrypted by SQLite3 Multiple Ciphers (ChaCha20-Poly1305 per page, the
+WAL included), so a flipped byte anywhere in a page is caught when the page is read. Temp
+tables and sorts stay in memory so SQLite never writes a plaintext temp file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+
+from memsync.errors import CorruptVault
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices(
+    device_id TEXT PRIMARY KEY,
+    wrap_pub BLOB NOT NULL,
+    sign_pub BLOB NOT NULL,
+    name TEXT,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oplog(
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hlc INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    heads TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY(device_id, seq)
+);
+CREATE TABLE IF NOT EXISTS memories(
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    category TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    observed_at INTEGER NOT NULL,
+    valid_from INTEGER,
+    valid_until INTEGER,
+    confidence REAL NOT NULL,
+    status TEXT NOT NULL,
+    supersedes TEXT,
+    superseded_by TEXT
+);
+CREATE INDEX IF NOT EXISTS memories_status ON memories(status, observed_at);
+CREATE TABLE IF NOT EXISTS memory_tags(
+    memory_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY(memory_id, tag)
+);
+CREATE INDEX IF NOT EXISTS memory_tags_tag ON memory_tags(tag);
+CREATE TABLE IF NOT EXISTS provenance(
+    memory_id TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    source_id TEXT,
+    turn INTEGER,
+    start INTEGER,
+    "end" INTEGER,
+    extractor TEXT NOT NULL,
+    extractor_version TEXT NOT NULL,
+    PRIMARY KEY(memory_id, ord)
+);
+CREATE INDEX IF NOT EXISTS provenance_source ON provenance(source_id);
+CREATE TABLE IF NOT EXISTS sources(
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    title TEXT,
+    origin TEXT,
+    created_at INTEGER NOT NULL,
+    captured_at INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sources_digest ON sources(digest);
+CREATE TABLE IF NOT EXISTS messages(
+    rowid INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    ts INTEGER,
+    name TEXT,
+    UNIQUE(source_id, idx)
+);
+-- The search index: one row per searchable item (a memory or a conversation turn), with
+-- the columns search filters on, so keyword and vector search share one source of truth.
+CREATE TABLE IF NOT EXISTS items(
+    rowid INTEGER PRIMARY KEY,
+    type INTEGER NOT NULL,
+    ref INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    category INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    valid_until INTEGER,
+    vec BLOB,
+    UNIQUE(type, ref)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+    text, content='items', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN
+    INSERT INTO items_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, text) VALUES('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF text ON items BEGIN
+    INSERT INTO items_fts(items_fts, rowid, text) VALUES('delete', old.rowid, old.text);
+    INSERT INTO items_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+"""
+
+
+def _configure(conn: apsw.Connection) -> None:
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+
+
+def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
+    """Open (or create) the database at `path`, encrypted with the 32-byte `key`.
+
+    Raises `CorruptVault` when the file cannot be read with this key: damaged, truncated,
+    encrypted for another vault, or not a database at all.
+    """
+    if not create and not path.exists():
+        raise CorruptVault(f"vault database missing: {path}")
+    flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
+    try:
+        conn = apsw.Connection(str(path), flags=flags)
+        conn.execute(f"PRAGMA hexkey='{key.hex()}'")
+        # Reading the schema forces the first page to be decrypted and authenticated.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        if create:
+            conn.execute("PRAGMA journal_mode=WAL")
+        _configure(conn)
+        if create:
+            with conn:
+                conn.execute(SCHEMA)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        else:
+            version = read_meta(conn, "schema_version")
+            if version != str(SCHEMA_VERSION):
+                raise CorruptVault(f"unsupported vault schema version: {version!r}")
+    except apsw.Error as exc:
+        raise CorruptVault(
+            f"cannot read the vault database ({type(exc).__name__}): damaged or not this vault's"
+        ) from None
+    return conn
+
+
+def open_memory() -> apsw.Connection:
+    """A fresh in-memory database with the schema, used to rebuild state from the log."""
+    conn = apsw.Connection(":memory:")
+    _configure(conn)
+    with conn:
+        conn.execute(SCHEMA)
+    return conn
+
+
+def read_meta(conn: apsw.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def write_meta(conn: apsw.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))

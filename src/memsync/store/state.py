@@ -1,0 +1,352 @@
+"""The materialised state: applying operations to tables, reading records back, digests.
+
+`apply` is the only code that changes memories, sources and the search index, whether an
+operation was just written or is being replayed from the log, so a rebuild from the log
+always gives the same state as the live path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import apsw
+
+from memsync import codec
+from memsync.errors import IntegrityError, NotFound
+from memsync.model import (
+    Category,
+    Kind,
+    Memory,
+    Message,
+    Provenance,
+    Source,
+    SourceKind,
+    Status,
+    Turn,
+)
+
+ITEM_MEMORY = 0
+ITEM_TURN = 1
+STATUS_CODE = {s: i for i, s in enumerate(Status)}
+KIND_CODE = {k: i for i, k in enumerate(Kind)}
+CATEGORY_CODE = {c: i for i, c in enumerate(Category)}
+NO_CODE = -1
+# Turns the index leaves out: they are instructions to a model, not what a person said.
+UNINDEXED_ROLES = frozenset({"system", "developer"})
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """What an applied operation did to the search index, for the in-memory vector cache."""
+
+    added: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+    updated: tuple[int, ...] = ()
+
+
+_MEMORY_COLS = (
+    "id, text, kind, category, created_at, updated_at, observed_at, valid_from, valid_until, "
+    "confidence, status, supersedes, superseded_by"
+)
+
+
+def _insert_memory(conn: apsw.Connection, m: Memory) -> int:
+    conn.execute(
+        f"INSERT INTO memories({_MEMORY_COLS}) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            m.id, m.text, m.kind.value, None if m.category is None else m.category.value,
+            codec.to_ms(m.created_at), codec.to_ms(m.updated_at), codec.to_ms(m.observed_at),
+            codec.opt_ms(m.valid_from), codec.opt_ms(m.valid_until), m.confidence,
+            m.status.value, m.supersedes, m.superseded_by,
+        ),
+    )
+    rowid = int(conn.last_insert_rowid())
+    conn.executemany(
+        "INSERT OR IGNORE INTO memory_tags(memory_id, tag) VALUES(?, ?)",
+        [(m.id, t) for t in m.tags],
+    )
+    _insert_provenance(conn, m.id, m.provenance)
+    if m.status is not Status.FORGOTTEN:
+        conn.execute(
+            "INSERT INTO items(type, ref, text, status, kind, category, ts, valid_until) "
+            "VALUES(?,?,?,?,?,?,?,?)",
+            (
+                ITEM_MEMORY, rowid, m.text, STATUS_CODE[m.status], KIND_CODE[m.kind],
+                NO_CODE if m.category is None else CATEGORY_CODE[m.category],
+                codec.to_ms(m.observed_at), codec.opt_ms(m.valid_until),
+            ),
+        )
+    return rowid
+
+
+def _insert_provenance(conn: apsw.Connection, memory_id: str, prov: Iterable[Provenance]) -> None:
+    row = conn.execute(
+        "SELECT coalesce(max(ord), -1) FROM provenance WHERE memory_id=?", (memory_id,)
+    ).fetchone()
+    start = int(row[0]) + 1
+    conn.executemany(
+        'INSERT INTO provenance(memory_id, ord, source_id, turn, start, "end", extractor, '
+        "extractor_version) VALUES(?,?,?,?,?,?,?,?)",
+        [
+            (memory_id, start + i, p.source_id, p.turn, p.start, p.end, p.extractor,
+             p.extractor_version)
+            for i, p in enumerate(prov)
+        ],
+    )
+
+
+def _item_rowid(conn: apsw.Connection, item_type: int, ref: int) -> int | None:
+    row = conn.execute("SELECT rowid FROM items WHERE type=? AND ref=?", (item_type, ref)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _memory_rowid(conn: apsw.Connection, memory_id: str) -> int:
+    row = conn.execute("SELECT rowid FROM memories WHERE id=?", (memory_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no memory with id {memory_id}")
+    return int(row[0])
+
+
+def _set_status(
+    conn: apsw.Connection, memory_id: str, status: Status, at: int, **extra: Any
+) -> int | None:
+    rowid = _memory_rowid(conn, memory_id)
+    sets = ", ".join(f"{k}=?" for k in extra)
+    conn.execute(
+        f"UPDATE memories SET status=?, updated_at=?{', ' + sets if sets else ''} WHERE rowid=?",
+        (status.value, at, *extra.values(), rowid),
+    )
+    item = _item_rowid(conn, ITEM_MEMORY, rowid)
+    if item is not None:
+        conn.execute(
+            "UPDATE items SET status=?, valid_until=coalesce(?, valid_until) WHERE rowid=?",
+            (STATUS_CODE[status], extra.get("valid_until"), item),
+        )
+    return item
+
+
+def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
+    """Apply one decrypted operation to the tables. Unknown operations are an error."""
+    kind = op["op"]
+    if kind == "add_device":
+        conn.execute(
+            "INSERT OR IGNORE INTO devices(device_id, wrap_pub, sign_pub, name, added_at) "
+            "VALUES(?,?,?,?,?)",
+            (
+                op["device_id"], base64.b64decode(op["wrap_pub"]),
+                base64.b64decode(op["sign_pub"]), op.get("name"), int(op["at"]),
+            ),
+        )
+        return IndexChange()
+    if kind == "add_memory":
+        m = codec.memory_from_json(op["memory"])
+        if conn.execute("SELECT 1 FROM memories WHERE id=?", (m.id,)).fetchone():
+            return IndexChange()  # replays and re-imports are no-ops
+        rowid = _insert_memory(conn, m)
+        item = _item_rowid(conn, ITEM_MEMORY, rowid)
+        return IndexChange(added=() if item is None else (item,))
+    if kind == "edit_memory":
+        new = codec.memory_from_json(op["memory"])
+        old_id = str(op["old"])
+        at = codec.to_ms(new.created_at)
+        old_item = _set_status(conn, old_id, Status.SUPERSEDED, at, superseded_by=new.id)
+        rowid = _insert_memory(conn, replace(new, supersedes=old_id))
+        item = _item_rowid(conn, ITEM_MEMORY, rowid)
+        return IndexChange(
+            added=() if item is None else (item,),
+            updated=() if old_item is None else (old_item,),
+        )
+    if kind == "set_status":
+        status = Status(op["status"])
+        if status is Status.FORGOTTEN:
+            raise IntegrityError("forgetting goes through forget_memory")
+        current = get_memory(conn, str(op["id"]))
+        if current.status is Status.FORGOTTEN:
+            return IndexChange()  # a tombstone always wins
+        item = _set_status(conn, current.id, status, int(op["at"]), valid_until=op.get("valid_until"))
+        return IndexChange(updated=() if item is None else (item,))
+    if kind == "add_provenance":
+        memory_id = str(op["id"])
+        _memory_rowid(conn, memory_id)
+        prov = [codec.provenance_from_json(p, "provenance") for p in op["provenance"]]
+        _insert_provenance(conn, memory_id, prov)
+        return IndexChange()
+    if kind == "forget_memory":
+        memory_id = str(op["id"])
+        rowid = _memory_rowid(conn, memory_id)
+        item = _item_rowid(conn, ITEM_MEMORY, rowid)
+        # The tombstone keeps only the id and the chain links; the text and tags go.
+        conn.execute(
+            "UPDATE memories SET status=?, text='', updated_at=? WHERE rowid=?",
+            (Status.FORGOTTEN.value, int(op["at"]), rowid),
+        )
+        conn.execute("DELETE FROM memory_tags WHERE memory_id=?", (memory_id,))
+        if item is not None:
+            conn.execute("DELETE FROM items WHERE rowid=?", (item,))
+        return IndexChange(removed=() if item is None else (item,))
+    if kind == "add_source":
+        return _add_source(conn, codec.source_from_json(op["source"]))
+    raise IntegrityError(f"unknown operation type {kind!r}")
+
+
+def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
+    if conn.execute("SELECT 1 FROM sources WHERE id=?", (s.id,)).fetchone():
+        return IndexChange()
+    conn.execute(
+        "INSERT INTO sources(id, kind, title, origin, created_at, captured_at, digest) "
+        "VALUES(?,?,?,?,?,?,?)",
+        (s.id, s.kind.value, s.title, s.origin, codec.to_ms(s.created_at),
+         codec.to_ms(s.captured_at), s.digest),
+    )
+    added = []
+    default_ts = codec.to_ms(s.created_at)
+    for i, m in enumerate(s.messages):
+        ts = codec.opt_ms(m.timestamp)
+        conn.execute(
+            "INSERT INTO messages(source_id, idx, role, content, ts, name) VALUES(?,?,?,?,?,?)",
+            (s.id, i, m.role, m.content, ts, m.name),
+        )
+        if m.role in UNINDEXED_ROLES or not m.content.strip():
+            continue
+        msg_rowid = int(conn.last_insert_rowid())
+        conn.execute(
+            "INSERT INTO items(type, ref, text, status, kind, category, ts) "
+            "VALUES(?,?,?,?,?,?,?)",
+            (ITEM_TURN, msg_rowid, m.content, STATUS_CODE[Status.ACTIVE], NO_CODE, NO_CODE,
+             default_ts if ts is None else ts),
+        )
+        added.append(int(conn.last_insert_rowid()))
+    return IndexChange(added=tuple(added))
+
+
+# Reading records back.
+
+
+def _memory_from_row(conn: apsw.Connection, row: tuple[Any, ...]) -> Memory:
+    mid = str(row[0])
+    tags = tuple(
+        str(t[0])
+        for t in conn.execute(
+            "SELECT tag FROM memory_tags WHERE memory_id=? ORDER BY tag", (mid,)
+        ).fetchall()
+    )
+    prov = tuple(
+        Provenance(source_id=p[0], turn=p[1], start=p[2], end=p[3], extractor=p[4],
+                   extractor_version=p[5])
+        for p in conn.execute(
+            'SELECT source_id, turn, start, "end", extractor, extractor_version '
+            "FROM provenance WHERE memory_id=? ORDER BY ord",
+            (mid,),
+        ).fetchall()
+    )
+    return Memory(
+        id=mid,
+        text=str(row[1]),
+        kind=Kind(row[2]),
+        category=None if row[3] is None else Category(row[3]),
+        tags=tags,
+        created_at=codec.from_ms(row[4]),
+        updated_at=codec.from_ms(row[5]),
+        observed_at=codec.from_ms(row[6]),
+        valid_from=codec.opt_from_ms(row[7]),
+        valid_until=codec.opt_from_ms(row[8]),
+        confidence=float(row[9]),
+        status=Status(row[10]),
+        supersedes=row[11],
+        superseded_by=row[12],
+        provenance=prov,
+    )
+
+
+def get_memory(conn: apsw.Connection, memory_id: str) -> Memory:
+    row = conn.execute(f"SELECT {_MEMORY_COLS} FROM memories WHERE id=?", (memory_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no memory with id {memory_id}")
+    return _memory_from_row(conn, row)
+
+
+def memories_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Memory]:
+    ids = list(rowids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT rowid, {_MEMORY_COLS} FROM memories WHERE rowid IN ({marks})", ids
+    ).fetchall()
+    return {int(r[0]): _memory_from_row(conn, r[1:]) for r in rows}
+
+
+def query_memories(conn: apsw.Connection, where: str, params: list[Any], tail: str) -> list[Memory]:
+    rows = conn.execute(
+        f"SELECT {_MEMORY_COLS} FROM memories m WHERE {where} {tail}", params
+    ).fetchall()
+    return [_memory_from_row(conn, r) for r in rows]
+
+
+def turns_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Turn]:
+    ids = list(rowids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "SELECT m.rowid, m.source_id, m.idx, m.role, m.content, m.ts, s.title "
+        f"FROM messages m JOIN sources s ON s.id = m.source_id WHERE m.rowid IN ({marks})",
+        ids,
+    ).fetchall()
+    return {
+        int(r[0]): Turn(
+            source_id=r[1], index=int(r[2]), role=r[3], text=r[4],
+            timestamp=codec.opt_from_ms(r[5]), source_title=r[6],
+        )
+        for r in rows
+    }
+
+
+def get_source(conn: apsw.Connection, source_id: str) -> Source:
+    row = conn.execute(
+        "SELECT id, kind, title, origin, created_at, captured_at, digest FROM sources WHERE id=?",
+        (source_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no source with id {source_id}")
+    messages = tuple(
+        Message(role=r[0], content=r[1], timestamp=codec.opt_from_ms(r[2]), name=r[3])
+        for r in conn.execute(
+            "SELECT role, content, ts, name FROM messages WHERE source_id=? ORDER BY idx",
+            (source_id,),
+        ).fetchall()
+    )
+
+    return Source(
+        id=row[0], kind=SourceKind(row[1]), title=row[2], origin=row[3],
+        created_at=codec.from_ms(row[4]), captured_at=codec.from_ms(row[5]),
+        messages=messages, digest=row[6],
+    )
+
+
+_DIGEST_QUERIES = (
+    f"SELECT {_MEMORY_COLS} FROM memories ORDER BY id",
+    "SELECT memory_id, tag FROM memory_tags ORDER BY memory_id, tag",
+    'SELECT memory_id, ord, source_id, turn, start, "end", extractor, extractor_version '
+    "FROM provenance ORDER BY memory_id, ord",
+    "SELECT id, kind, title, origin, created_at, captured_at, digest FROM sources ORDER BY id",
+    "SELECT source_id, idx, role, content, ts, name FROM messages ORDER BY source_id, idx",
+    "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
+    "SELECT type, text, status, kind, category, ts, valid_until FROM items "
+    "ORDER BY type, text, ts, status",
+)
+
+
+def digest(conn: apsw.Connection) -> str:
+    """A hash of the whole logical state (not the derived vectors), for rebuild equality."""
+    h = hashlib.sha256()
+    for query in _DIGEST_QUERIES:
+        h.update(query.encode())
+        for row in conn.execute(query):
+            h.update(repr(tuple(bytes(v) if isinstance(v, bytes | memoryview) else v
+                                for v in row)).encode())
+    return h.hexdigest()

