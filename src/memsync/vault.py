@@ -317,15 +317,32 @@ class Vault:
 
     def _commit(self, op: dict[str, Any]) -> state.IndexChange:
         """Log `op`, apply it and index what it added, all in one transaction."""
+        return self._commit_many([op])
+
+    def _commit_many(
+        self, ops: Sequence[dict[str, Any]], progress: Progress | None = None
+    ) -> state.IndexChange:
+        """Log and apply `ops` in one transaction, embedding what they add in batches."""
+        added: list[int] = []
+        removed: list[int] = []
+        updated: list[int] = []
         with self._lock:
-            with self.conn:
-                self.log.append(op, self._log_key, self.header.epoch)
-                change = state.apply(self.conn, op)
-                self._embed_items(change.added)
+            try:
+                with self.conn:
+                    for op in ops:
+                        self.log.append(op, self._log_key, self.header.epoch)
+                        change = state.apply(self.conn, op)
+                        added += change.added
+                        removed += change.removed
+                        updated += change.updated
+                    self._embed_items(added, progress)
+            except BaseException:
+                self._vectors = None  # it may hold rows the rollback removed
+                raise
             if self._vectors is not None:
-                self._vectors.remove(change.removed)
-                self._vectors.upsert(self.conn, [*change.added, *change.updated])
-            return change
+                self._vectors.remove(removed)
+                self._vectors.upsert(self.conn, [*added, *updated])
+        return state.IndexChange(tuple(added), tuple(removed), tuple(updated))
 
     def _embed_items(self, rowids: Sequence[int], progress: Progress | None = None) -> None:
         batch = 64
@@ -552,22 +569,34 @@ class Vault:
         ids = [str(r[0]) for r in self.conn.execute("SELECT id FROM sources ORDER BY created_at")]
         return [state.get_source(self.conn, i) for i in ids]
 
-    def import_records(self, memories: Sequence[Memory], sources: Sequence[Source]) -> tuple[int, int]:
-        """Add exported records whose ids are new here; returns (sources, memories) added."""
-        added_sources = added_memories = 0
+    def import_records(
+        self,
+        memories: Sequence[Memory],
+        sources: Sequence[Source],
+        progress: Progress | None = None,
+    ) -> tuple[int, int]:
+        """Add records whose ids are new here, in one transaction; returns (sources,
+        memories) added. Used by `memsync import` and by bulk loaders."""
         with self._lock:
+            known_sources = {str(r[0]) for r in self.conn.execute("SELECT id FROM sources")}
+            known_digests = {str(r[0]) for r in self.conn.execute("SELECT digest FROM sources")}
+            known_memories = {str(r[0]) for r in self.conn.execute("SELECT id FROM memories")}
+            ops: list[dict[str, Any]] = []
             for s in sources:
-                if self.conn.execute("SELECT 1 FROM sources WHERE id=? OR digest=?",
-                                     (s.id, s.digest)).fetchone():
+                if s.id in known_sources or (s.digest and s.digest in known_digests):
                     continue
-                self._commit({"op": "add_source", "source": codec.source_to_json(s)})
-                added_sources += 1
+                known_sources.add(s.id)
+                known_digests.add(s.digest)
+                ops.append({"op": "add_source", "source": codec.source_to_json(s)})
+            n_sources = len(ops)
             for m in memories:
-                if self.conn.execute("SELECT 1 FROM memories WHERE id=?", (m.id,)).fetchone():
+                if m.id in known_memories:
                     continue
-                self._commit({"op": "add_memory", "memory": codec.memory_to_json(m)})
-                added_memories += 1
-        return added_sources, added_memories
+                known_memories.add(m.id)
+                ops.append({"op": "add_memory", "memory": codec.memory_to_json(m)})
+            if ops:
+                self._commit_many(ops, progress)
+        return n_sources, len(ops) - n_sources
 
     # Verification.
 
