@@ -42,21 +42,31 @@ class ExportFile:
 
 def write_export(vault: Vault, out: IO[str]) -> tuple[int, int]:
     """Write every source and every non-forgotten memory; returns (sources, memories)."""
-    header = {"type": FORMAT, "version": VERSION, "vault_id": vault.header.vault_id,
-              "exported_at": codec.iso(vault.clock())}
+    header = {
+        "type": FORMAT,
+        "version": VERSION,
+        "vault_id": vault.header.vault_id,
+        "exported_at": codec.iso(vault.clock()),
+    }
     out.write(json.dumps(header) + "\n")
-    sources = vault.sources()
+    sources: list[Source] = vault.sources()
     for s in sources:
-        out.write(json.dumps({"type": "source", "source": codec.source_to_json(s)},
-                             ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps({"type": "source", "source": codec.source_to_json(s)}, ensure_ascii=False)
+            + "\n"
+        )
     statuses = tuple(s for s in Status if s is not Status.FORGOTTEN)
     count, offset = 0, 0
     filters = SearchFilters(statuses=statuses, include_expired=True)
     while True:
         page = vault.list(filters, limit=500, offset=offset)
         for m in page.items:
-            out.write(json.dumps({"type": "memory", "memory": codec.memory_to_json(m)},
-                                 ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {"type": "memory", "memory": codec.memory_to_json(m)}, ensure_ascii=False
+                )
+                + "\n"
+            )
         count += len(page.items)
         offset += len(page.items)
         if not page.items or offset >= page.total:
@@ -116,8 +126,9 @@ def read_export(path: Path) -> ExportFile:
         else:
             raise InvalidInput(f"{where}: unknown record type {kind!r}")
     vault_id = header.get("vault_id")
-    return ExportFile(vault_id if isinstance(vault_id, str) else None, tuple(sources),
-                      tuple(memories))
+    return ExportFile(
+        vault_id if isinstance(vault_id, str) else None, tuple(sources), tuple(memories)
+    )
 
 
 def import_from_path(vault: Vault, path: Path) -> ImportReport:

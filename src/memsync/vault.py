@@ -7,6 +7,7 @@ materialised tables in the same transaction, so the log and the state never disa
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import os
 import secrets
@@ -122,8 +123,13 @@ def _device_op(keys: DeviceKeys, at: int, name: str | None, **extra: Any) -> dic
 
 def _endorsement(vault_id: str, op: dict[str, Any]) -> bytes:
     return b"|".join(
-        [b"memsync/v1/endorse", vault_id.encode(), op["device_id"].encode(),
-         op["wrap_pub"].encode(), op["sign_pub"].encode()]
+        [
+            b"memsync/v1/endorse",
+            vault_id.encode(),
+            op["device_id"].encode(),
+            op["wrap_pub"].encode(),
+            op["sign_pub"].encode(),
+        ]
     )
 
 
@@ -176,18 +182,26 @@ class Vault:
         paths = VaultPaths(Path(home) if home else default_home())
         if paths.header.exists() or paths.database.exists():
             raise VaultExists(f"a vault already exists at {paths.home}")
-        words = phrase.normalize_phrase(recovery_phrase) if recovery_phrase else (
-            phrase.new_recovery_phrase())
+        words = (
+            phrase.normalize_phrase(recovery_phrase)
+            if recovery_phrase
+            else (phrase.new_recovery_phrase())
+        )
         emb = embedder or embedder_for(None)
         keys = generate_device()
         vault_id = "v-" + secrets.token_hex(8)
         vault_key = secrets.token_bytes(aead.KEY_BYTES)
         ad = header_ad(vault_id, 0)
-        header = Header(vault_id, 0, (
-            wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),
-            wrap.wrap_key(vault_key, phrase.recovery_identity(words).public_key(),
-                          kind="recovery", ad=ad),
-        ))
+        header = Header(
+            vault_id,
+            0,
+            (
+                wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),
+                wrap.wrap_key(
+                    vault_key, phrase.recovery_identity(words).public_key(), kind="recovery", ad=ad
+                ),
+            ),
+        )
         paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             conn = db.open_encrypted(paths.database, _db_key(vault_key), create=True)
@@ -196,8 +210,14 @@ class Vault:
                 db.write_meta(conn, "embedder", emb.name)
             vault = cls(paths, conn, header, keys, vault_key, emb)
             recovery_pub = phrase.recovery_signing_key(words).public_key().public_bytes_raw()
-            vault._commit(_device_op(keys, codec.to_ms(vault.clock()), device_name,
-                                     recovery_sign_pub=_b64(recovery_pub)))
+            vault._commit(
+                _device_op(
+                    keys,
+                    codec.to_ms(vault.clock()),
+                    device_name,
+                    recovery_sign_pub=_b64(recovery_pub),
+                )
+            )
             write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
             write_atomic(paths.header, header.to_bytes())
         except BaseException:
@@ -286,10 +306,10 @@ class Vault:
         keys = generate_device()
         vault = cls._attach(paths, header, keys, vault_key, embedder)
         op = _device_op(keys, codec.to_ms(vault.clock()), "recovered")
-        op["endorsement"] = _b64(phrase.recovery_signing_key(words).sign(
-            _endorsement(header.vault_id, op)))
-        stanzas = tuple(s for s in header.stanzas if s.kind != "device") + (
-            wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),)
+        op["endorsement"] = _b64(
+            phrase.recovery_signing_key(words).sign(_endorsement(header.vault_id, op))
+        )
+        stanzas = (*tuple(s for s in header.stanzas if s.kind != "device"), wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad))
         new_header = replace(header, stanzas=stanzas)
         vault._commit(op)
         write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
@@ -393,11 +413,18 @@ class Vault:
             raise UsageError("valid-until is before valid-from")
         now = self.clock()
         memory = Memory(
-            id=new_id("m"), text=text.strip(), kind=Kind(kind),
+            id=new_id("m"),
+            text=text.strip(),
+            kind=Kind(kind),
             category=None if category is None else Category(category),
-            tags=_clean_tags(tags), created_at=now, updated_at=now,
-            observed_at=observed_at or now, valid_from=valid_from, valid_until=valid_until,
-            confidence=confidence, provenance=tuple(provenance) or (Provenance(),),
+            tags=_clean_tags(tags),
+            created_at=now,
+            updated_at=now,
+            observed_at=observed_at or now,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            confidence=confidence,
+            provenance=tuple(provenance) or (Provenance(),),
         )
         self._commit({"op": "add_memory", "memory": codec.memory_to_json(memory)})
         return self.get(memory.id)
@@ -448,17 +475,29 @@ class Vault:
         """Supersede a memory with an edited copy; the old version stays in its history."""
         old = self.get(memory_id)
         if old.status is not Status.ACTIVE:
-            raise UsageError(f"memory {old.id} is {old.status.value}; only active ones can be edited")
+            raise UsageError(
+                f"memory {old.id} is {old.status.value}; only active ones can be edited"
+            )
         now = self.clock()
         new = replace(
-            old, id=new_id("m"), text=(text or old.text).strip(), kind=kind or old.kind,
+            old,
+            id=new_id("m"),
+            text=(text or old.text).strip(),
+            kind=kind or old.kind,
             category=category or old.category,
             tags=old.tags if tags is None else _clean_tags(tags),
-            valid_until=valid_until or old.valid_until, created_at=now, updated_at=now,
-            supersedes=old.id, superseded_by=None,
+            valid_until=valid_until or old.valid_until,
+            created_at=now,
+            updated_at=now,
+            supersedes=old.id,
+            superseded_by=None,
         )
         if new.text == old.text and (new.kind, new.category, new.tags, new.valid_until) == (
-            old.kind, old.category, old.tags, old.valid_until):
+            old.kind,
+            old.category,
+            old.tags,
+            old.valid_until,
+        ):
             raise UsageError("nothing to change")
         self._commit({"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)})
         return self.get(new.id)
@@ -474,7 +513,8 @@ class Vault:
         self, filters: SearchFilters = SearchFilters(), *, limit: int = 50, offset: int = 0
     ) -> Page:
         """Memories matching `filters`, newest first, one page at a time."""
-        where, params = ["1"], []
+        where: builtins.list[str] = ["1"]
+        params: builtins.list[Any] = []
         statuses = filters.statuses or tuple(Status)
         where.append(f"m.status IN ({','.join('?' * len(statuses))})")
         params += [s.value for s in statuses]
@@ -483,8 +523,10 @@ class Vault:
                 where.append(f"m.{col} IN ({','.join('?' * len(values))})")
                 params += [v.value for v in values]
         if filters.tags:
-            where.append("m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN "
-                         f"({','.join('?' * len(filters.tags))}))")
+            where.append(
+                "m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN "
+                f"({','.join('?' * len(filters.tags))}))"
+            )
             params += list(filters.tags)
         if filters.since:
             where.append("m.observed_at >= ?")
@@ -496,11 +538,17 @@ class Vault:
             where.append("(m.valid_until IS NULL OR m.valid_until > ?)")
             params.append(codec.to_ms(self.clock()))
         clause = " AND ".join(where)
-        total = int(self.conn.execute(
-            f"SELECT count(*) FROM memories m WHERE {clause}", params).fetchone()[0])
+        total = int(
+            self.conn.execute(f"SELECT count(*) FROM memories m WHERE {clause}", params).fetchone()[
+                0
+            ]
+        )
         items = state.query_memories(
-            self.conn, clause, params, f"ORDER BY m.observed_at DESC, m.id LIMIT {int(limit)} "
-            f"OFFSET {int(offset)}")
+            self.conn,
+            clause,
+            params,
+            f"ORDER BY m.observed_at DESC, m.id LIMIT {int(limit)} OFFSET {int(offset)}",
+        )
         return Page(tuple(items), total, offset, limit)
 
     # Search.
@@ -520,7 +568,7 @@ class Vault:
         k: int = 10,
         filters: SearchFilters = SearchFilters(),
         now: datetime | None = None,
-    ) -> list[SearchHit]:
+    ) -> builtins.list[SearchHit]:
         """The `k` best memories and turns for `query`: BM25 and vectors, fused by rank."""
         if k < 1:
             raise UsageError("k must be at least 1")
@@ -555,9 +603,14 @@ class Vault:
         stamps = [m.timestamp for m in messages if m.timestamp is not None]
         now = self.clock()
         source = Source(
-            id=new_id("s"), kind=SourceKind.CONVERSATION, title=title, origin=origin,
-            created_at=created_at or (min(stamps) if stamps else now), captured_at=now,
-            messages=tuple(messages), digest=digest,
+            id=new_id("s"),
+            kind=SourceKind.CONVERSATION,
+            title=title,
+            origin=origin,
+            created_at=created_at or (min(stamps) if stamps else now),
+            captured_at=now,
+            messages=tuple(messages),
+            digest=digest,
         )
         self._commit({"op": "add_source", "source": codec.source_to_json(source)})
         return IngestResult(state.get_source(self.conn, source.id), added=True)
@@ -565,7 +618,7 @@ class Vault:
     def get_source(self, source_id: str) -> Source:
         return state.get_source(self.conn, self.resolve(source_id))
 
-    def sources(self) -> list[Source]:
+    def sources(self) -> builtins.list[Source]:
         ids = [str(r[0]) for r in self.conn.execute("SELECT id FROM sources ORDER BY created_at")]
         return [state.get_source(self.conn, i) for i in ids]
 
@@ -581,7 +634,7 @@ class Vault:
             known_sources = {str(r[0]) for r in self.conn.execute("SELECT id FROM sources")}
             known_digests = {str(r[0]) for r in self.conn.execute("SELECT digest FROM sources")}
             known_memories = {str(r[0]) for r in self.conn.execute("SELECT id FROM memories")}
-            ops: list[dict[str, Any]] = []
+            ops: builtins.list[dict[str, Any]] = []
             for s in sources:
                 if s.id in known_sources or (s.digest and s.digest in known_digests):
                     continue
@@ -606,7 +659,7 @@ class Vault:
         The state is rebuilt from the log alone into memory and its digest compared with
         the live state's.
         """
-        problems: list[LogProblem] = []
+        problems: builtins.list[LogProblem] = []
         try:
             integrity = self.conn.execute("PRAGMA integrity_check").fetchall()
         except apsw.Error as exc:
@@ -614,9 +667,11 @@ class Vault:
         if integrity != [("ok",)]:
             problems.append(LogProblem("database", "; ".join(str(r[0]) for r in integrity[:3])))
         entries = self.log.entries()
-        stored = {(str(r[0]), int(r[1])): bytes(r[2]) for r in
-                  self.conn.execute("SELECT device_id, seq, hash FROM oplog")}
-        ops: list[dict[str, Any]] = []
+        stored = {
+            (str(r[0]), int(r[1])): bytes(r[2])
+            for r in self.conn.execute("SELECT device_id, seq, hash FROM oplog")
+        }
+        ops: builtins.list[dict[str, Any]] = []
         for e in entries:
             if stored.get((e.device_id, e.seq)) != e.hash(self.header.vault_id):
                 problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", "hash mismatch"))
@@ -645,15 +700,15 @@ class Vault:
         return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
 
     def _trusted_devices(
-        self, entries: list[oplog.Entry], ops: list[dict[str, Any]]
-    ) -> tuple[dict[str, bytes], list[LogProblem]]:
+        self, entries: builtins.list[oplog.Entry], ops: builtins.list[dict[str, Any]]
+    ) -> tuple[dict[str, bytes], builtins.list[LogProblem]]:
         """Signing keys of the devices the log proves belong to this vault.
 
         The genesis device declares the recovery key; any later device must carry an
         endorsement by it. A device's declaration must be the first entry of its feed.
         """
         keys: dict[str, bytes] = {}
-        problems: list[LogProblem] = []
+        problems: builtins.list[LogProblem] = []
         recovery_pub: bytes | None = None
         for e, op in zip(entries, ops, strict=False):
             if op.get("op") != "add_device":
@@ -665,17 +720,23 @@ class Vault:
             if recovery_pub is None and "recovery_sign_pub" in op and not keys:
                 recovery_pub = base64.b64decode(op["recovery_sign_pub"])
             elif recovery_pub is None or not _verify_endorsement(
-                recovery_pub, op, self.header.vault_id):
+                recovery_pub, op, self.header.vault_id
+            ):
                 problems.append(LogProblem(where, "device not endorsed by the recovery key"))
                 continue
             keys[e.device_id] = base64.b64decode(op["sign_pub"])
         return keys, problems
 
     def info(self) -> VaultInfo:
-        count = lambda sql: int(self.conn.execute(sql).fetchone()[0])  # noqa: E731
+        def count(sql: str) -> int:
+            return int(self.conn.execute(sql).fetchone()[0])
+
         return VaultInfo(
-            vault_id=self.header.vault_id, device_id=self.device.device_id,
-            path=str(self.paths.home), epoch=self.header.epoch, embedder=self.embedder.name,
+            vault_id=self.header.vault_id,
+            device_id=self.device.device_id,
+            path=str(self.paths.home),
+            epoch=self.header.epoch,
+            embedder=self.embedder.name,
             memories=count("SELECT count(*) FROM memories WHERE status='active'"),
             sources=count("SELECT count(*) FROM sources"),
             log_entries=self.log.count(),
@@ -686,7 +747,9 @@ def _verify_endorsement(public: bytes, op: dict[str, Any], vault_id: str) -> boo
     from memsync.crypto.device import verify
 
     sig = op.get("endorsement")
-    return isinstance(sig, str) and verify(public, base64.b64decode(sig), _endorsement(vault_id, op))
+    return isinstance(sig, str) and verify(
+        public, base64.b64decode(sig), _endorsement(vault_id, op)
+    )
 
 
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:

@@ -27,14 +27,134 @@ _NO_LIMIT = np.iinfo(np.int64).max
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to help BM25; dropping them keeps keyword search fast on large vaults.
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
 )
 
 
@@ -91,8 +211,11 @@ class _Conditions:
 
 def resolve_filters(conn: apsw.Connection, f: SearchFilters, now: datetime) -> _Conditions:
     memory_only = bool(f.kinds or f.categories or f.tags)
-    types = (state.ITEM_MEMORY,) if memory_only or not f.include_turns else (
-        state.ITEM_MEMORY, state.ITEM_TURN)
+    types = (
+        (state.ITEM_MEMORY,)
+        if memory_only or not f.include_turns
+        else (state.ITEM_MEMORY, state.ITEM_TURN)
+    )
     tagged: frozenset[int] | None = None
     if f.tags:
         marks = ",".join("?" * len(f.tags))
@@ -175,8 +298,7 @@ class VectorIndex:
                 self._pos[rowid] = pos
             self.rowid[pos] = rowid
             valid_until = _NO_LIMIT if r[6] is None else int(r[6])
-            self.cols[pos] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]),
-                              valid_until, 1)
+            self.cols[pos] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), valid_until, 1)
             self.vecs[pos] = np.frombuffer(r[7], dtype=np.float32)
 
     def remove(self, rowids: Sequence[int]) -> None:
@@ -186,9 +308,7 @@ class VectorIndex:
                 if pos is not None:
                     self.cols[pos, 6] = 0  # dead; the slot is reclaimed at the next load
 
-    def search(
-        self, query: npt.NDArray[np.float32], cond: _Conditions, depth: int
-    ) -> list[int]:
+    def search(self, query: npt.NDArray[np.float32], cond: _Conditions, depth: int) -> list[int]:
         with self._lock:
             n = self._n
             if n == 0:
@@ -221,9 +341,7 @@ class VectorIndex:
         return [int(rowids[candidates[i]]) for i in top]
 
 
-def keyword_search(
-    conn: apsw.Connection, query: str, cond: _Conditions, depth: int
-) -> list[int]:
+def keyword_search(conn: apsw.Connection, query: str, cond: _Conditions, depth: int) -> list[int]:
     match = fts_query(query)
     if match is None:
         return []

@@ -148,16 +148,18 @@ class OpLog:
         device = self.keys.device_id
         seq, prev = self._head(device)
         seq += 1
-        others = tuple(
-            sorted(
-                (d, s, h.hex()) for d, (s, h) in self.heads().items() if d != device
-            )
-        )
+        others = tuple(sorted((d, s, h.hex()) for d, (s, h) in self.heads().items() if d != device))
         plaintext = aead.pad(encode_op(op))
         ciphertext = aead.seal(key, plaintext, entry_ad(self.vault_id, device, seq, epoch))
         unsigned = Entry(device, seq, prev, self.clock.now(), epoch, others, ciphertext, b"")
         entry = Entry(
-            device, seq, prev, unsigned.hlc, epoch, others, ciphertext,
+            device,
+            seq,
+            prev,
+            unsigned.hlc,
+            epoch,
+            others,
+            ciphertext,
             sign(self.keys, unsigned.body(self.vault_id)),
         )
         self.store(entry)
@@ -168,8 +170,15 @@ class OpLog:
         self.conn.execute(
             f"INSERT INTO oplog({_COLUMNS}, hash) VALUES(?,?,?,?,?,?,?,?,?)",
             (
-                entry.device_id, entry.seq, entry.prev_hash, entry.hlc, entry.epoch, heads,
-                entry.ciphertext, entry.signature, entry.hash(self.vault_id),
+                entry.device_id,
+                entry.seq,
+                entry.prev_hash,
+                entry.hlc,
+                entry.epoch,
+                heads,
+                entry.ciphertext,
+                entry.signature,
+                entry.hash(self.vault_id),
             ),
         )
 

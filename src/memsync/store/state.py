@@ -58,10 +58,19 @@ def _insert_memory(conn: apsw.Connection, m: Memory) -> int:
     conn.execute(
         f"INSERT INTO memories({_MEMORY_COLS}) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            m.id, m.text, m.kind.value, None if m.category is None else m.category.value,
-            codec.to_ms(m.created_at), codec.to_ms(m.updated_at), codec.to_ms(m.observed_at),
-            codec.opt_ms(m.valid_from), codec.opt_ms(m.valid_until), m.confidence,
-            m.status.value, m.supersedes, m.superseded_by,
+            m.id,
+            m.text,
+            m.kind.value,
+            None if m.category is None else m.category.value,
+            codec.to_ms(m.created_at),
+            codec.to_ms(m.updated_at),
+            codec.to_ms(m.observed_at),
+            codec.opt_ms(m.valid_from),
+            codec.opt_ms(m.valid_until),
+            m.confidence,
+            m.status.value,
+            m.supersedes,
+            m.superseded_by,
         ),
     )
     rowid = int(conn.last_insert_rowid())
@@ -75,9 +84,14 @@ def _insert_memory(conn: apsw.Connection, m: Memory) -> int:
             "INSERT INTO items(type, ref, text, status, kind, category, ts, valid_until) "
             "VALUES(?,?,?,?,?,?,?,?)",
             (
-                ITEM_MEMORY, rowid, m.text, STATUS_CODE[m.status], KIND_CODE[m.kind],
+                ITEM_MEMORY,
+                rowid,
+                m.text,
+                STATUS_CODE[m.status],
+                KIND_CODE[m.kind],
                 NO_CODE if m.category is None else CATEGORY_CODE[m.category],
-                codec.to_ms(m.observed_at), codec.opt_ms(m.valid_until),
+                codec.to_ms(m.observed_at),
+                codec.opt_ms(m.valid_until),
             ),
         )
     return rowid
@@ -92,15 +106,25 @@ def _insert_provenance(conn: apsw.Connection, memory_id: str, prov: Iterable[Pro
         'INSERT INTO provenance(memory_id, ord, source_id, turn, start, "end", extractor, '
         "extractor_version) VALUES(?,?,?,?,?,?,?,?)",
         [
-            (memory_id, start + i, p.source_id, p.turn, p.start, p.end, p.extractor,
-             p.extractor_version)
+            (
+                memory_id,
+                start + i,
+                p.source_id,
+                p.turn,
+                p.start,
+                p.end,
+                p.extractor,
+                p.extractor_version,
+            )
             for i, p in enumerate(prov)
         ],
     )
 
 
 def _item_rowid(conn: apsw.Connection, item_type: int, ref: int) -> int | None:
-    row = conn.execute("SELECT rowid FROM items WHERE type=? AND ref=?", (item_type, ref)).fetchone()
+    row = conn.execute(
+        "SELECT rowid FROM items WHERE type=? AND ref=?", (item_type, ref)
+    ).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -137,8 +161,11 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
             "INSERT OR IGNORE INTO devices(device_id, wrap_pub, sign_pub, name, added_at) "
             "VALUES(?,?,?,?,?)",
             (
-                op["device_id"], base64.b64decode(op["wrap_pub"]),
-                base64.b64decode(op["sign_pub"]), op.get("name"), int(op["at"]),
+                op["device_id"],
+                base64.b64decode(op["wrap_pub"]),
+                base64.b64decode(op["sign_pub"]),
+                op.get("name"),
+                int(op["at"]),
             ),
         )
         return IndexChange()
@@ -167,7 +194,9 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         current = get_memory(conn, str(op["id"]))
         if current.status is Status.FORGOTTEN:
             return IndexChange()  # a tombstone always wins
-        item = _set_status(conn, current.id, status, int(op["at"]), valid_until=op.get("valid_until"))
+        item = _set_status(
+            conn, current.id, status, int(op["at"]), valid_until=op.get("valid_until")
+        )
         return IndexChange(updated=() if item is None else (item,))
     if kind == "add_provenance":
         memory_id = str(op["id"])
@@ -199,8 +228,15 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
     conn.execute(
         "INSERT INTO sources(id, kind, title, origin, created_at, captured_at, digest) "
         "VALUES(?,?,?,?,?,?,?)",
-        (s.id, s.kind.value, s.title, s.origin, codec.to_ms(s.created_at),
-         codec.to_ms(s.captured_at), s.digest),
+        (
+            s.id,
+            s.kind.value,
+            s.title,
+            s.origin,
+            codec.to_ms(s.created_at),
+            codec.to_ms(s.captured_at),
+            s.digest,
+        ),
     )
     added = []
     default_ts = codec.to_ms(s.created_at)
@@ -214,10 +250,16 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
             continue
         msg_rowid = int(conn.last_insert_rowid())
         conn.execute(
-            "INSERT INTO items(type, ref, text, status, kind, category, ts) "
-            "VALUES(?,?,?,?,?,?,?)",
-            (ITEM_TURN, msg_rowid, m.content, STATUS_CODE[Status.ACTIVE], NO_CODE, NO_CODE,
-             default_ts if ts is None else ts),
+            "INSERT INTO items(type, ref, text, status, kind, category, ts) VALUES(?,?,?,?,?,?,?)",
+            (
+                ITEM_TURN,
+                msg_rowid,
+                m.content,
+                STATUS_CODE[Status.ACTIVE],
+                NO_CODE,
+                NO_CODE,
+                default_ts if ts is None else ts,
+            ),
         )
         added.append(int(conn.last_insert_rowid()))
     return IndexChange(added=tuple(added))
@@ -235,8 +277,9 @@ def _memory_from_row(conn: apsw.Connection, row: tuple[Any, ...]) -> Memory:
         ).fetchall()
     )
     prov = tuple(
-        Provenance(source_id=p[0], turn=p[1], start=p[2], end=p[3], extractor=p[4],
-                   extractor_version=p[5])
+        Provenance(
+            source_id=p[0], turn=p[1], start=p[2], end=p[3], extractor=p[4], extractor_version=p[5]
+        )
         for p in conn.execute(
             'SELECT source_id, turn, start, "end", extractor, extractor_version '
             "FROM provenance WHERE memory_id=? ORDER BY ord",
@@ -299,8 +342,12 @@ def turns_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Tu
     ).fetchall()
     return {
         int(r[0]): Turn(
-            source_id=r[1], index=int(r[2]), role=r[3], text=r[4],
-            timestamp=codec.opt_from_ms(r[5]), source_title=r[6],
+            source_id=r[1],
+            index=int(r[2]),
+            role=r[3],
+            text=r[4],
+            timestamp=codec.opt_from_ms(r[5]),
+            source_title=r[6],
         )
         for r in rows
     }
@@ -322,9 +369,14 @@ def get_source(conn: apsw.Connection, source_id: str) -> Source:
     )
 
     return Source(
-        id=row[0], kind=SourceKind(row[1]), title=row[2], origin=row[3],
-        created_at=codec.from_ms(row[4]), captured_at=codec.from_ms(row[5]),
-        messages=messages, digest=row[6],
+        id=row[0],
+        kind=SourceKind(row[1]),
+        title=row[2],
+        origin=row[3],
+        created_at=codec.from_ms(row[4]),
+        captured_at=codec.from_ms(row[5]),
+        messages=messages,
+        digest=row[6],
     )
 
 
@@ -347,6 +399,9 @@ def digest(conn: apsw.Connection) -> str:
     for query in _DIGEST_QUERIES:
         h.update(query.encode())
         for row in conn.execute(query):
-            h.update(repr(tuple(bytes(v) if isinstance(v, bytes | memoryview) else v
-                                for v in row)).encode())
+            h.update(
+                repr(
+                    tuple(bytes(v) if isinstance(v, bytes | memoryview) else v for v in row)
+                ).encode()
+            )
     return h.hexdigest()
