@@ -25,7 +25,7 @@ from typing import IO
 from memsync import codec
 from memsync.errors import InvalidInput, UsageError
 from memsync.model import ImportReport, Memory, SearchFilters, Source, Status
-from memsync.vault import Vault
+from memsync.vault import Progress, Vault
 
 FORMAT = "memsync-export"
 VERSION = 1
@@ -84,6 +84,9 @@ def export_to_path(vault: Vault, path: Path, *, overwrite: bool = False) -> tupl
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             counts = write_export(vault, out)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -131,10 +134,11 @@ def read_export(path: Path) -> ExportFile:
     )
 
 
-def import_from_path(vault: Vault, path: Path) -> ImportReport:
-    """Import an export file into `vault`, idempotently."""
+def import_from_path(vault: Vault, path: Path, progress: Progress | None = None) -> ImportReport:
+    """Import an export file into `vault`, idempotently; `progress(done, total)` is called
+    as the imported records are embedded."""
     parsed = read_export(path)
-    added_sources, added_memories = vault.import_records(parsed.memories, parsed.sources)
+    added_sources, added_memories = vault.import_records(parsed.memories, parsed.sources, progress)
     return ImportReport(
         sources_added=added_sources,
         sources_skipped=len(parsed.sources) - added_sources,

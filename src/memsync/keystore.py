@@ -26,10 +26,14 @@ def _user(vault_id: str, device_id: str) -> str:
 
 def store(vault_id: str, device_id: str, secret: bytes) -> None:
     import keyring
+    from keyring.errors import KeyringError
 
     if not _backend_ok():
         raise UsageError("no OS keyring is available on this machine; use MEMSYNC_PASSPHRASE")
-    keyring.set_password(SERVICE, _user(vault_id, device_id), base64.b64encode(secret).decode())
+    try:
+        keyring.set_password(SERVICE, _user(vault_id, device_id), base64.b64encode(secret).decode())
+    except KeyringError as exc:  # e.g. a locked keychain, or the user said no
+        raise UsageError(f"the OS keyring did not store the key: {exc}") from None
 
 
 def load(vault_id: str, device_id: str) -> bytes | None:

@@ -35,8 +35,10 @@ from memsync.crypto.device import (
 from memsync.errors import (
     AmbiguousId,
     BadRecoveryPhrase,
+    CorruptVault,
     CryptoError,
     IntegrityError,
+    MemsyncError,
     NotFound,
     UsageError,
     VaultExists,
@@ -163,6 +165,7 @@ class Vault:
         self.log = oplog.OpLog(conn, header.vault_id, keys)
         self._lock = threading.RLock()
         self._vectors: hybrid.VectorIndex | None = None
+        self._vectors_version = -1  # PRAGMA data_version when the cache was loaded
 
     # Opening and closing.
 
@@ -269,13 +272,22 @@ class Vault:
         embedder: Embedder | None,
     ) -> Vault:
         conn = db.open_encrypted(paths.database, _db_key(vault_key), create=False)
-        if db.read_meta(conn, "vault_id") != header.vault_id:
+        try:
+            if db.read_meta(conn, "vault_id") != header.vault_id:
+                raise IntegrityError("the vault database belongs to another vault")
+            emb = embedder or embedder_for(db.read_meta(conn, "embedder"))
+            vault = cls(paths, conn, header, keys, vault_key, emb)
+            if db.read_meta(conn, "embedder") != emb.name:
+                vault.reindex()
+        except apsw.Error as exc:
+            # A damaged page past the first is only found when a query first reads it.
             conn.close()
-            raise IntegrityError("the vault database belongs to another vault")
-        emb = embedder or embedder_for(db.read_meta(conn, "embedder"))
-        vault = cls(paths, conn, header, keys, vault_key, emb)
-        if db.read_meta(conn, "embedder") != emb.name:
-            vault.reindex()
+            raise CorruptVault(
+                f"cannot read the vault database ({type(exc).__name__}): damaged"
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
         return vault
 
     @classmethod
@@ -309,7 +321,10 @@ class Vault:
         op["endorsement"] = _b64(
             phrase.recovery_signing_key(words).sign(_endorsement(header.vault_id, op))
         )
-        stanzas = (*tuple(s for s in header.stanzas if s.kind != "device"), wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad))
+        stanzas = (
+            *(s for s in header.stanzas if s.kind != "device"),
+            wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),
+        )
         new_header = replace(header, stanzas=stanzas)
         vault._commit(op)
         write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
@@ -453,13 +468,24 @@ class Vault:
         return state.get_memory(self.conn, self.resolve(memory_id))
 
     def history(self, memory_id: str) -> list[Memory]:
-        """The memory's whole chain of versions, oldest first."""
+        """The memory's whole chain of versions, oldest first.
+
+        A link to a version this vault does not hold (a forgotten one is left out of an
+        export, so an imported chain can have a gap) ends the walk there.
+        """
+
+        def linked(memory_id: str | None) -> Memory | None:
+            try:
+                return None if memory_id is None else state.get_memory(self.conn, memory_id)
+            except NotFound:
+                return None
+
         current = self.get(memory_id)
-        while current.supersedes:
-            current = state.get_memory(self.conn, current.supersedes)
+        while (older := linked(current.supersedes)) is not None:
+            current = older
         chain = [current]
-        while chain[-1].superseded_by:
-            chain.append(state.get_memory(self.conn, chain[-1].superseded_by))
+        while (newer := linked(chain[-1].superseded_by)) is not None:
+            chain.append(newer)
         return chain
 
     def edit(
@@ -499,20 +525,33 @@ class Vault:
             old.valid_until,
         ):
             raise UsageError("nothing to change")
+        if not new.text:
+            raise UsageError("a memory needs some text")
+        if new.valid_from and new.valid_until and new.valid_until < new.valid_from:
+            raise UsageError("valid-until is before valid-from")
         self._commit({"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)})
         return self.get(new.id)
 
     def forget(self, memory_id: str) -> None:
-        """Tombstone a memory: its text leaves the state and the index for good."""
+        """Tombstone a memory and every version in its history: their text leaves the
+        state and the index for good. `memsync rm ID` calls this."""
         old = self.get(memory_id)
         if old.status is Status.FORGOTTEN:
             raise UsageError(f"memory {old.id} is already forgotten")
-        self._commit({"op": "forget_memory", "id": old.id, "at": codec.to_ms(self.clock())})
+        at = codec.to_ms(self.clock())
+        self._commit_many(
+            [
+                {"op": "forget_memory", "id": m.id, "at": at}
+                for m in self.history(old.id)
+                if m.status is not Status.FORGOTTEN
+            ]
+        )
 
     def list(
         self, filters: SearchFilters = SearchFilters(), *, limit: int = 50, offset: int = 0
     ) -> Page:
         """Memories matching `filters`, newest first, one page at a time."""
+        filters = _stored_form(filters)
         where: builtins.list[str] = ["1"]
         params: builtins.list[Any] = []
         statuses = filters.statuses or tuple(Status)
@@ -555,10 +594,14 @@ class Vault:
 
     def _vector_index(self) -> hybrid.VectorIndex:
         with self._lock:
-            if self._vectors is None:
+            # data_version changes only when another connection (another process or Vault
+            # on this file) commits; our own writes keep the cache in step themselves.
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            if self._vectors is None or version != self._vectors_version:
                 index = hybrid.VectorIndex(self.embedder.dim)
                 index.load(self.conn)
                 self._vectors = index
+                self._vectors_version = version
             return self._vectors
 
     def search(
@@ -573,7 +616,7 @@ class Vault:
         if k < 1:
             raise UsageError("k must be at least 1")
         depth = max(50, k * 5)
-        cond = hybrid.resolve_filters(self.conn, filters, now or self.clock())
+        cond = hybrid.resolve_filters(self.conn, _stored_form(filters), now or self.clock())
         keyword = hybrid.keyword_search(self.conn, query, cond, depth)
         qvec = self.embedder.embed([query])[0] if query.strip() else None
         vector = [] if qvec is None else self._vector_index().search(qvec, cond, depth)
@@ -589,6 +632,7 @@ class Vault:
         title: str | None = None,
         origin: str | None = None,
         created_at: datetime | None = None,
+        progress: Progress | None = None,
     ) -> IngestResult:
         """Store a conversation as a source; every turn becomes searchable.
 
@@ -612,7 +656,7 @@ class Vault:
             messages=tuple(messages),
             digest=digest,
         )
-        self._commit({"op": "add_source", "source": codec.source_to_json(source)})
+        self._commit_many([{"op": "add_source", "source": codec.source_to_json(source)}], progress)
         return IngestResult(state.get_source(self.conn, source.id), added=True)
 
     def get_source(self, source_id: str) -> Source:
@@ -666,20 +710,27 @@ class Vault:
             return CheckReport(0, 0, (LogProblem("database", f"unreadable: {exc}"),))
         if integrity != [("ok",)]:
             problems.append(LogProblem("database", "; ".join(str(r[0]) for r in integrity[:3])))
-        entries = self.log.entries()
-        stored = {
-            (str(r[0]), int(r[1])): bytes(r[2])
-            for r in self.conn.execute("SELECT device_id, seq, hash FROM oplog")
-        }
-        ops: builtins.list[dict[str, Any]] = []
+        try:
+            entries = self.log.entries()
+            stored = {
+                (str(r[0]), int(r[1])): bytes(r[2])
+                for r in self.conn.execute("SELECT device_id, seq, hash FROM oplog")
+            }
+        except (IntegrityError, UnicodeDecodeError, TypeError, ValueError) as exc:
+            problems.append(LogProblem("log", f"unreadable: {exc}"))
+            return CheckReport(0, 0, tuple(problems), state.digest(self.conn), "")
+        # One slot per entry (None where it does not decrypt), so ops stay beside entries.
+        decrypted: builtins.list[dict[str, Any] | None] = []
         for e in entries:
             if stored.get((e.device_id, e.seq)) != e.hash(self.header.vault_id):
                 problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", "hash mismatch"))
             try:
-                ops.append(self.log.decrypt(e, self._log_key))
+                decrypted.append(self.log.decrypt(e, self._log_key))
             except CryptoError as exc:
+                decrypted.append(None)
                 problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", str(exc)))
-        sign_keys, device_problems = self._trusted_devices(entries, ops)
+        ops = [op for op in decrypted if op is not None]
+        sign_keys, device_problems = self._trusted_devices(entries, decrypted)
         problems += device_problems
         problems += oplog.verify_feeds(entries, self.header.vault_id, sign_keys)
         rebuilt = db.open_memory()
@@ -689,8 +740,8 @@ class Vault:
                 if progress:
                     progress(i + 1, len(ops))
             rebuilt_digest = state.digest(rebuilt)
-        except (IntegrityError, NotFound, KeyError, ValueError) as exc:
-            problems.append(LogProblem("rebuild", f"replay failed: {exc}"))
+        except (MemsyncError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(LogProblem("rebuild", f"replay failed: {exc!r}"))
             rebuilt_digest = ""
         finally:
             rebuilt.close()
@@ -700,31 +751,35 @@ class Vault:
         return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
 
     def _trusted_devices(
-        self, entries: builtins.list[oplog.Entry], ops: builtins.list[dict[str, Any]]
+        self, entries: builtins.list[oplog.Entry], ops: builtins.list[dict[str, Any] | None]
     ) -> tuple[dict[str, bytes], builtins.list[LogProblem]]:
         """Signing keys of the devices the log proves belong to this vault.
 
         The genesis device declares the recovery key; any later device must carry an
         endorsement by it. A device's declaration must be the first entry of its feed.
+        `ops[i]` is the decrypted operation of `entries[i]`, or None if it did not decrypt.
         """
         keys: dict[str, bytes] = {}
         problems: builtins.list[LogProblem] = []
         recovery_pub: bytes | None = None
-        for e, op in zip(entries, ops, strict=False):
-            if op.get("op") != "add_device":
+        for e, op in zip(entries, ops, strict=True):
+            if op is None or op.get("op") != "add_device":
                 continue
             where = f"feed {e.device_id} entry {e.seq}"
-            if op["device_id"] != e.device_id or e.seq != 1:
-                problems.append(LogProblem(where, "device declared outside its own feed"))
-                continue
-            if recovery_pub is None and "recovery_sign_pub" in op and not keys:
-                recovery_pub = base64.b64decode(op["recovery_sign_pub"])
-            elif recovery_pub is None or not _verify_endorsement(
-                recovery_pub, op, self.header.vault_id
-            ):
-                problems.append(LogProblem(where, "device not endorsed by the recovery key"))
-                continue
-            keys[e.device_id] = base64.b64decode(op["sign_pub"])
+            try:
+                if op["device_id"] != e.device_id or e.seq != 1:
+                    problems.append(LogProblem(where, "device declared outside its own feed"))
+                    continue
+                if recovery_pub is None and "recovery_sign_pub" in op and not keys:
+                    recovery_pub = base64.b64decode(op["recovery_sign_pub"], validate=True)
+                elif recovery_pub is None or not _verify_endorsement(
+                    recovery_pub, op, self.header.vault_id
+                ):
+                    problems.append(LogProblem(where, "device not endorsed by the recovery key"))
+                    continue
+                keys[e.device_id] = base64.b64decode(op["sign_pub"], validate=True)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                problems.append(LogProblem(where, "malformed device declaration"))
         return keys, problems
 
     def info(self) -> VaultInfo:
@@ -755,6 +810,13 @@ def _verify_endorsement(public: bytes, op: dict[str, Any], vault_id: str) -> boo
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     cleaned = {t.strip().lower() for t in tags if t.strip()}
     return tuple(sorted(cleaned))
+
+
+def _stored_form(filters: SearchFilters) -> SearchFilters:
+    """`filters` with its tags written the way tags are stored (trimmed, lower case)."""
+    if not filters.tags:
+        return filters
+    return replace(filters, tags=tuple(dict.fromkeys(t.strip().lower() for t in filters.tags)))
 
 
 def _digest_messages(messages: Sequence[Message]) -> str:

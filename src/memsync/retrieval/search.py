@@ -7,6 +7,7 @@ the vectors and filter columns that is kept in step with every write.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Sequence
@@ -237,6 +238,15 @@ def resolve_filters(conn: apsw.Connection, f: SearchFilters, now: datetime) -> _
     )
 
 
+def _among(column: npt.NDArray[np.int64], values: Sequence[int]) -> npt.NDArray[np.bool_]:
+    """`np.isin(column, values)` for a handful of small codes: one comparison per value,
+    some 30 times cheaper than `np.isin` on 100k rows."""
+    mask = np.zeros(column.shape, dtype=np.bool_)
+    for value in values:
+        mask |= column == value
+    return mask
+
+
 class VectorIndex:
     """The vectors and filter columns of every indexed item, in RAM, grown in place."""
 
@@ -289,17 +299,25 @@ class VectorIndex:
     def _put_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if self._n + len(rows) > self.capacity:
             self._alloc(max(self.capacity * 2, self._n + len(rows)))
-        for r in rows:
+        if not rows:
+            return
+        positions = np.empty(len(rows), dtype=np.int64)
+        for i, r in enumerate(rows):
             rowid = int(r[0])
             pos = self._pos.get(rowid)
             if pos is None:
                 pos = self._n
                 self._n += 1
                 self._pos[rowid] = pos
-            self.rowid[pos] = rowid
-            valid_until = _NO_LIMIT if r[6] is None else int(r[6])
-            self.cols[pos] = (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), valid_until, 1)
-            self.vecs[pos] = np.frombuffer(r[7], dtype=np.float32)
+            positions[i] = pos
+        # Whole-array assignments: a row at a time costs seconds on a 100k vault's load.
+        self.rowid[positions] = [int(r[0]) for r in rows]
+        self.cols[positions] = [
+            (r[1], r[2], r[3], r[4], r[5], _NO_LIMIT if r[6] is None else r[6], 1) for r in rows
+        ]
+        self.vecs[positions] = np.frombuffer(
+            b"".join(r[7] for r in rows), dtype=np.float32
+        ).reshape(len(rows), self.dim)
 
     def remove(self, rowids: Sequence[int]) -> None:
         with self._lock:
@@ -315,12 +333,12 @@ class VectorIndex:
                 return []
             cols = self.cols[:n]
             mask = cols[:, 6] == 1
-            mask &= np.isin(cols[:, 0], cond.types)
-            mask &= np.isin(cols[:, 1], cond.statuses)
+            mask &= _among(cols[:, 0], cond.types)
+            mask &= _among(cols[:, 1], cond.statuses)
             if cond.kinds:
-                mask &= np.isin(cols[:, 2], cond.kinds)
+                mask &= _among(cols[:, 2], cond.kinds)
             if cond.categories:
-                mask &= np.isin(cols[:, 3], cond.categories)
+                mask &= _among(cols[:, 3], cond.categories)
             if cond.since is not None:
                 mask &= cols[:, 4] >= cond.since
             if cond.until is not None:
@@ -329,29 +347,55 @@ class VectorIndex:
                 mask &= cols[:, 5] > cond.not_expired_at
             if cond.tagged is not None:
                 mask &= np.isin(self.rowid[:n], np.fromiter(cond.tagged, dtype=np.int64))
-            scores = self.vecs[:n] @ query
-            rowids = self.rowid[:n]
-        candidates = np.flatnonzero(mask)
-        if candidates.size == 0:
-            return []
-        sub = scores[candidates]
-        take = min(depth, sub.size)
-        top = np.argpartition(-sub, take - 1)[:take]
-        top = top[np.argsort(-sub[top], kind="stable")]
-        return [int(rowids[candidates[i]]) for i in top]
+            wanted = int(np.count_nonzero(mask))
+            if wanted == 0:
+                return []
+            # Filtered-out rows score -inf, so the top `take` are all wanted ones; this is
+            # cheaper than gathering the wanted rows' scores first.
+            scores = np.where(mask, self.vecs[:n] @ query, -np.inf)
+            take = min(depth, wanted)
+            top = np.argpartition(scores, n - take)[n - take :]
+            top = top[np.lexsort((top, -scores[top]))]  # best first; ties oldest first
+            return [int(r) for r in self.rowid[top]]
 
 
 def keyword_search(conn: apsw.Connection, query: str, cond: _Conditions, depth: int) -> list[int]:
+    """The rowids of the `depth` items matching `cond` that BM25 ranks best, best first.
+
+    FTS5 ranks its matches on its own, and the filters are then checked on the best
+    candidates a chunk at a time until `depth` pass. Joining every match to `items` before
+    ranking gives the same list but reads each matching row (its vector included) from
+    the encrypted database, which on a large vault costs far more than the ranking.
+    """
     match = fts_query(query)
     if match is None:
         return []
     where, params = cond.sql()
-    rows = conn.execute(
-        "SELECT i.rowid FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
-        f"WHERE items_fts MATCH ? AND {where} ORDER BY bm25(items_fts) LIMIT ?",
-        [match, *params, depth],
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+    ranked = conn.execute(
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rank", (match,)
+    )
+    found: list[int] = []
+    try:
+        chunk = 2 * depth
+        while len(found) < depth:
+            batch = [int(r[0]) for r in itertools.islice(ranked, chunk)]
+            if not batch:
+                break
+            marks = ",".join("?" * len(batch))
+            passing = {
+                int(r[0])
+                for r in conn.execute(
+                    f"SELECT i.rowid FROM items i WHERE i.rowid IN ({marks}) AND {where}",
+                    [*batch, *params],
+                )
+            }
+            found.extend(rowid for rowid in batch if rowid in passing)
+            if len(batch) < chunk:
+                break
+            chunk *= 2
+    finally:
+        ranked.close()
+    return found[:depth]
 
 
 def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:

@@ -102,18 +102,28 @@ def decode_op(data: bytes) -> dict[str, Any]:
 _COLUMNS = "device_id, seq, prev_hash, hlc, epoch, heads, ciphertext, signature"
 
 
+_MAX_U64 = (1 << 64) - 1
+
+
 def _row_to_entry(row: tuple[Any, ...]) -> Entry:
-    heads = tuple((str(d), int(s), str(h)) for d, s, h in json.loads(row[5]))
-    return Entry(
-        device_id=row[0],
-        seq=int(row[1]),
-        prev_hash=bytes(row[2]),
-        hlc=int(row[3]),
-        epoch=int(row[4]),
-        heads=heads,
-        ciphertext=bytes(row[6]),
-        signature=bytes(row[7]),
-    )
+    """An entry from its stored row; IntegrityError if the row cannot be one (tampered)."""
+    try:
+        heads = tuple((str(d), int(s), str(h)) for d, s, h in json.loads(row[5]))
+        entry = Entry(
+            device_id=str(row[0]),
+            seq=int(row[1]),
+            prev_hash=bytes(row[2]),
+            hlc=int(row[3]),
+            epoch=int(row[4]),
+            heads=heads,
+            ciphertext=bytes(row[6]),
+            signature=bytes(row[7]),
+        )
+    except (TypeError, ValueError):
+        raise IntegrityError(f"log entry {row[0]!r}/{row[1]!r} is malformed") from None
+    if not all(0 <= n <= _MAX_U64 for n in (entry.seq, entry.hlc, entry.epoch)):
+        raise IntegrityError(f"log entry {row[0]!r}/{row[1]!r} has a number out of range")
+    return entry
 
 
 class OpLog:
@@ -184,9 +194,12 @@ class OpLog:
 
     def entries(self) -> list[Entry]:
         """Every entry of every feed, in replay order (hybrid clock, then device, then seq)."""
-        rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM oplog ORDER BY hlc, device_id, seq"
-        ).fetchall()
+        try:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM oplog ORDER BY hlc, device_id, seq"
+            ).fetchall()
+        except UnicodeDecodeError:
+            raise IntegrityError("the operation log holds text that is not UTF-8") from None
         return [_row_to_entry(r) for r in rows]
 
     def count(self) -> int:

@@ -389,7 +389,7 @@ _DIGEST_QUERIES = (
     "SELECT source_id, idx, role, content, ts, name FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
     "SELECT type, text, status, kind, category, ts, valid_until FROM items "
-    "ORDER BY type, text, ts, status",
+    "ORDER BY type, text, ts, status, kind, category, valid_until",  # every column: no ties
 )
 
 

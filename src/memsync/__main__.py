@@ -1,0 +1,5 @@
+"""`python -m memsync` runs the command line."""
+
+from memsync.cli import main
+
+main()
