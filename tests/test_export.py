@@ -98,6 +98,15 @@ def sources(vault: Vault) -> dict[str, Source]:
     return {s.id: s for s in vault.sources()}
 
 
+@pytest.fixture
+def exported(vault: Vault, tmp_path: Path, t0: datetime) -> Path:
+    """The export file of `vault`, populated."""
+    populate(vault, t0)
+    out = tmp_path / "export.jsonl"
+    export_to_path(vault, out)
+    return out
+
+
 def test_export_then_import_into_a_fresh_vault_is_faithful(
     vault: Vault,
     vault_factory: Callable[[str], NewVault],
@@ -154,41 +163,29 @@ def test_export_then_import_into_a_fresh_vault_is_faithful(
 
 
 def test_importing_twice_adds_nothing(
-    vault: Vault,
-    vault_factory: Callable[[str], NewVault],
-    tmp_path: Path,
-    t0: datetime,
+    vault: Vault, vault_factory: Callable[[str], NewVault], exported: Path
 ) -> None:
-    populate(vault, t0)
-    out = tmp_path / "export.jsonl"
-    export_to_path(vault, out)
     target: Vault = vault_factory("target").vault
-    import_from_path(target, out)
+    import_from_path(target, exported)
     digest, entries = state.digest(target.conn), target.log.count()
-    again = import_from_path(target, out)
+    again = import_from_path(target, exported)
     assert again == ImportReport(
         sources_added=0, sources_skipped=2, memories_added=0, memories_skipped=6
     )
     assert (state.digest(target.conn), target.log.count()) == (digest, entries)
     # Its own export, imported back into the vault it came from, adds nothing either.
     digest, entries = state.digest(vault.conn), vault.log.count()
-    assert import_from_path(vault, out).memories_added == 0
+    assert import_from_path(vault, exported).memories_added == 0
     assert (state.digest(vault.conn), vault.log.count()) == (digest, entries)
 
 
 def test_the_same_conversation_under_another_id_is_not_imported_twice(
-    vault: Vault,
-    vault_factory: Callable[[str], NewVault],
-    tmp_path: Path,
-    t0: datetime,
+    vault: Vault, vault_factory: Callable[[str], NewVault], exported: Path
 ) -> None:
-    populate(vault, t0)
-    out = tmp_path / "export.jsonl"
-    export_to_path(vault, out)
     target: NewVault = vault_factory("target")
     for s in vault.sources():  # the target already holds these conversations
         target.vault.ingest(list(s.messages))
-    report = import_from_path(target.vault, out)
+    report = import_from_path(target.vault, exported)
     assert (report.sources_added, report.sources_skipped) == (0, 2)
 
 

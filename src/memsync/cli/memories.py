@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -15,11 +16,10 @@ from memsync.cli.options import (
     TIME,
     filter_options,
     json_option,
-    make_filters,
 )
 from memsync.cli.unlock import open_vault
 from memsync.errors import UsageError
-from memsync.model import Category, Kind, Status
+from memsync.model import Category, Kind, SearchFilters, Status
 
 
 @click.command()
@@ -73,23 +73,11 @@ def add(
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
 @json_option
-def list_memories(
-    kinds: tuple[str, ...],
-    categories: tuple[str, ...],
-    tags: tuple[str, ...],
-    since: datetime | None,
-    until: datetime | None,
-    status: str,
-    include_expired: bool,
-    limit: int,
-    offset: int,
-    as_json: bool,
-) -> None:
+def list_memories(filters: SearchFilters, limit: int, offset: int, as_json: bool) -> None:
     """List memories, newest first, one page at a time.
 
     Example: memsync list --category travel --status all --limit 50
     """
-    filters = make_filters(kinds, categories, tags, since, until, status, include_expired)
     with open_vault() as vault:
         page = vault.list(filters, limit=limit, offset=offset)
     if as_json:
@@ -110,7 +98,7 @@ def list_memories(
         )
         return
     con = output.console()
-    con.print(output.memory_table(page.items, show_status=status != "active"))
+    con.print(output.memory_table(page.items, show_status=filters.statuses != (Status.ACTIVE,)))
     first = page.offset + 1
     con.print(f"showing {first}-{page.offset + len(page.items)} of {page.total}", style="dim")
 
@@ -216,13 +204,7 @@ def rm(memory_id: str, yes: bool) -> None:
 def search(
     query: str,
     k: int,
-    kinds: tuple[str, ...],
-    categories: tuple[str, ...],
-    tags: tuple[str, ...],
-    since: datetime | None,
-    until: datetime | None,
-    status: str,
-    include_expired: bool,
+    filters: SearchFilters,
     memories_only: bool,
     as_json: bool,
 ) -> None:
@@ -230,16 +212,7 @@ def search(
 
     Example: memsync search "food allergies" -k 5 --category health
     """
-    filters = make_filters(
-        kinds,
-        categories,
-        tags,
-        since,
-        until,
-        status,
-        include_expired,
-        include_turns=not memories_only,
-    )
+    filters = replace(filters, include_turns=not memories_only)
     with open_vault() as vault:
         hits = vault.search(query, k=k, filters=filters)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,6 +14,7 @@ from memsync.errors import InvalidInput
 from memsync.model import Category, Kind, SearchFilters, Status
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 KINDS = click.Choice([k.value for k in Kind], case_sensitive=False)
 CATEGORIES = click.Choice([c.value for c in Category], case_sensitive=False)
@@ -48,8 +50,34 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
-def filter_options(f: F) -> F:
-    """--kind, --category, --tag, --since, --until, --status, --include-expired."""
+def filter_options(f: Callable[..., R]) -> Callable[..., R]:
+    """--kind, --category, --tag, --since, --until, --status, --include-expired, given to
+    the command as one `filters: SearchFilters`."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        kinds: tuple[str, ...],
+        categories: tuple[str, ...],
+        tags: tuple[str, ...],
+        since: datetime | None,
+        until: datetime | None,
+        status: str,
+        include_expired: bool,
+        **kwargs: Any,
+    ) -> R:
+        statuses = tuple(Status) if status == "all" else (Status(status),)
+        filters = SearchFilters(
+            kinds=tuple(Kind(k) for k in kinds),
+            categories=tuple(Category(c) for c in categories),
+            tags=tags,
+            statuses=statuses,
+            since=since,
+            until=until,
+            include_expired=include_expired,
+        )
+        return f(*args, filters=filters, **kwargs)
+
     decorators = [
         click.option(
             "--kind", "kinds", type=KINDS, multiple=True, help="Only this kind (repeatable)."
@@ -78,28 +106,5 @@ def filter_options(f: F) -> F:
         ),
     ]
     for decorate in reversed(decorators):
-        f = decorate(f)
-    return f
-
-
-def make_filters(
-    kinds: tuple[str, ...],
-    categories: tuple[str, ...],
-    tags: tuple[str, ...],
-    since: datetime | None,
-    until: datetime | None,
-    status: str,
-    include_expired: bool,
-    include_turns: bool = True,
-) -> SearchFilters:
-    statuses = tuple(Status) if status == "all" else (Status(status),)
-    return SearchFilters(
-        kinds=tuple(Kind(k) for k in kinds),
-        categories=tuple(Category(c) for c in categories),
-        tags=tags,
-        statuses=statuses,
-        since=since,
-        until=until,
-        include_turns=include_turns,
-        include_expired=include_expired,
-    )
+        command = decorate(command)
+    return command

@@ -27,13 +27,13 @@ from memsync.ingest.common import (
     MAX_BYTES,
     as_dict,
     as_list,
-    is_zip,
-    load_json,
-    opt_str,
+    build_conversation,
+    conversation_where,
+    each_conversation,
+    message_text,
     opt_time,
     place,
-    read_file,
-    read_zip_exports,
+    read_export,
 )
 from memsync.ingest.types import ImportedConversation
 from memsync.model import Message
@@ -65,60 +65,44 @@ def parse_chatgpt(doc: object, name: str) -> Iterator[ImportedConversation]:
         doc = [doc]
     elif isinstance(doc, dict) and "conversations" in doc:
         doc = doc["conversations"]
-    if not isinstance(doc, list):
-        raise InvalidInput(f"{name}: expected a list of ChatGPT conversations")
-    for number, conv in enumerate(doc, start=1):
-        result = _conversation(conv, name, number)
-        if result.messages:
-            yield result
+    yield from each_conversation(doc, name, "ChatGPT", _conversation)
 
 
 def read_chatgpt(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[ImportedConversation]:
     """The conversations of a ChatGPT export zip or of its `conversations.json`."""
-    if is_zip(path):
-        for member, blob in read_zip_exports(path, max_bytes):
-            yield from parse_chatgpt(load_json(blob, member), member)
-    else:
-        yield from parse_chatgpt(load_json(read_file(path, max_bytes), str(path)), str(path))
+    return read_export(path, max_bytes, parse_chatgpt)
 
 
 def _conversation(raw: object, name: str, number: int) -> ImportedConversation:
     conv = as_dict(raw, f"{name}: conversation {number}", "a conversation object")
     ident = conv.get("conversation_id") or conv.get("id")
-    where = f"{name}: {place('conversation', number, ident)}"
-    if ident is not None and not isinstance(ident, str):
-        raise InvalidInput(f"{where}: 'id' must be a string")
+    where = conversation_where(ident, name, number, "id")
     created = opt_time(conv.get("create_time"), f"{where}: create_time")
     mapping = as_dict(conv.get("mapping"), where, "'mapping' to be an object")
     _check_tree(mapping, where)
-    messages: list[Message] = []
-    notes = skipped = 0
+    return build_conversation(
+        conv,
+        where,
+        origin=ORIGIN,
+        ident=ident,
+        created=created,
+        turns=_turns(mapping, conv.get("current_node"), where),
+        read_message=_message,
+        title_key="title",
+        updated_key="update_time",
+    )
+
+
+def _turns(mapping: dict[str, Any], current: object, where: str) -> Iterator[tuple[object, str]]:
+    """The messages along the active path, each with where it is; empty nodes are passed."""
     number_in_path = 0
-    last_time = created  # a message without a time gets the one before it
-    for node_id in _active_path(mapping, conv.get("current_node"), where):
+    for node_id in _active_path(mapping, current, where):
         raw_msg = mapping[node_id].get("message")
         if raw_msg is None:
             continue
         number_in_path += 1
         msg_id = raw_msg.get("id", node_id) if isinstance(raw_msg, dict) else node_id
-        msg_where = f"{where}, {place('message', number_in_path, msg_id)}"
-        message, n_notes = _message(raw_msg, msg_where, last_time)
-        notes += n_notes
-        if message is None:
-            skipped += 1
-        else:
-            messages.append(message)
-            last_time = message.timestamp
-    return ImportedConversation(
-        external_id=ident,
-        title=opt_str(conv, "title", where),
-        created_at=created,
-        messages=tuple(messages),
-        origin=ORIGIN,
-        skipped_parts=notes,
-        skipped_messages=skipped,
-        updated_at=opt_time(conv.get("update_time"), f"{where}: update_time"),
-    )
+        yield raw_msg, f"{where}, {place('message', number_in_path, msg_id)}"
 
 
 def _check_tree(mapping: dict[str, Any], where: str) -> None:
@@ -187,10 +171,7 @@ def _message(raw: object, where: str, fallback: datetime | None) -> tuple[Messag
         return None, 0
     attachments = _attachments(metadata, where)
     segments, notes = _content(content, ctype, attachments, where)
-    for label in attachments.values():
-        segments.append(f"[file: {label}]")
-        notes += 1
-    text = "\n".join(s for s in segments if s.strip()).strip()
+    text, notes = message_text(segments, attachments.values(), notes)
     if not text:
         return None, notes
     when = opt_time(msg.get("create_time"), f"{where}: create_time") or fallback

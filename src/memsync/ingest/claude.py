@@ -22,13 +22,13 @@ from memsync.ingest.common import (
     MAX_BYTES,
     as_dict,
     as_list,
-    is_zip,
-    load_json,
-    opt_str,
+    build_conversation,
+    conversation_where,
+    each_conversation,
+    message_text,
     opt_time,
     place,
-    read_file,
-    read_zip_exports,
+    read_export,
 )
 from memsync.ingest.types import ImportedConversation
 from memsync.model import Message
@@ -45,54 +45,39 @@ def parse_claude(doc: object, name: str) -> Iterator[ImportedConversation]:
         doc = doc["conversations"]
     elif isinstance(doc, dict) and "chat_messages" in doc:
         doc = [doc]
-    if not isinstance(doc, list):
-        raise InvalidInput(f"{name}: expected a list of Claude conversations")
-    for number, conv in enumerate(doc, start=1):
-        result = _conversation(conv, name, number)
-        if result.messages:
-            yield result
+    yield from each_conversation(doc, name, "Claude", _conversation)
 
 
 def read_claude(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[ImportedConversation]:
     """The conversations of a Claude.ai export zip or of its `conversations.json`."""
-    if is_zip(path):
-        for member, blob in read_zip_exports(path, max_bytes):
-            yield from parse_claude(load_json(blob, member), member)
-    else:
-        yield from parse_claude(load_json(read_file(path, max_bytes), str(path)), str(path))
+    return read_export(path, max_bytes, parse_claude)
 
 
 def _conversation(raw: object, name: str, number: int) -> ImportedConversation:
     conv = as_dict(raw, f"{name}: conversation {number}", "a conversation object")
     ident = conv.get("uuid")
-    where = f"{name}: {place('conversation', number, ident)}"
-    if ident is not None and not isinstance(ident, str):
-        raise InvalidInput(f"{where}: 'uuid' must be a string")
+    where = conversation_where(ident, name, number, "uuid")
     created = opt_time(conv.get("created_at"), f"{where}: created_at")
-    messages: list[Message] = []
-    notes = skipped = 0
-    last_time = created  # a message without a time gets the one before it
     raw_messages = as_list(conv.get("chat_messages"), where, "chat_messages")
-    for i, raw_msg in enumerate(raw_messages, start=1):
-        msg_id = raw_msg.get("uuid") if isinstance(raw_msg, dict) else None
-        msg_where = f"{where}, {place('message', i, msg_id)}"
-        message, n_notes = _message(raw_msg, msg_where, last_time)
-        notes += n_notes
-        if message is None:
-            skipped += 1
-        else:
-            messages.append(message)
-            last_time = message.timestamp
-    return ImportedConversation(
-        external_id=ident,
-        title=opt_str(conv, "name", where),
-        created_at=created,
-        messages=tuple(messages),
-        origin=ORIGIN,
-        skipped_parts=notes,
-        skipped_messages=skipped,
-        updated_at=opt_time(conv.get("updated_at"), f"{where}: updated_at"),
+    turns = (
+        (raw_msg, f"{where}, {place('message', i, _uuid(raw_msg))}")
+        for i, raw_msg in enumerate(raw_messages, start=1)
     )
+    return build_conversation(
+        conv,
+        where,
+        origin=ORIGIN,
+        ident=ident,
+        created=created,
+        turns=turns,
+        read_message=_message,
+        title_key="name",
+        updated_key="updated_at",
+    )
+
+
+def _uuid(raw_msg: object) -> object:
+    return raw_msg.get("uuid") if isinstance(raw_msg, dict) else None
 
 
 def _message(raw: object, where: str, fallback: datetime | None) -> tuple[Message | None, int]:
@@ -110,10 +95,7 @@ def _message(raw: object, where: str, fallback: datetime | None) -> tuple[Messag
         if text is not None and not isinstance(text, str):
             raise InvalidInput(f"{where}: 'text' must be a string")
         segments.insert(0, text or "")
-    for label in _files(msg, where):
-        segments.append(f"[file: {label}]")
-        notes += 1
-    text = "\n".join(s for s in segments if s.strip()).strip()
+    text, notes = message_text(segments, _files(msg, where), notes)
     if not text:
         return None, notes
     when = opt_time(msg.get("created_at"), f"{where}: created_at") or fallback

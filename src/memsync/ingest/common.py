@@ -10,12 +10,16 @@ import hashlib
 import json
 import re
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from memsync.codec import parse_time
 from memsync.errors import InvalidInput
+from memsync.ingest.types import ImportedConversation
+from memsync.model import Message
 
 MAX_BYTES = 1 << 30
 """Default cap on what one import may read or decompress (1 GiB), against zip bombs."""
@@ -25,12 +29,11 @@ _EXPORT_MEMBER = re.compile(r"conversations(-\d+)?\.json", re.IGNORECASE)
 _READ_CHUNK = 1 << 20
 
 
-def is_zip(path: Path) -> bool:
-    """Whether `path` starts like a zip archive (its size is not limited: exports carry
-    images and audio beside the JSON, and only the members read are counted)."""
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the OS errors of reading `path` into `InvalidInput` naming it."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+        yield
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -39,19 +42,22 @@ def is_zip(path: Path) -> bool:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def is_zip(path: Path) -> bool:
+    """Whether `path` starts like a zip archive (its size is not limited: exports carry
+    images and audio beside the JSON, and only the members read are counted)."""
+    with reading(path), path.open("rb") as fh:
+        return fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+
+
 def read_file(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of `path`, refusing files larger than `max_bytes`."""
-    try:
+    with reading(path):
         size = path.stat().st_size
         if path.is_dir():
             raise InvalidInput(f"{path}: is a directory")
         if size > max_bytes:
             raise InvalidInput(f"{path}: too large ({size} bytes; the limit is {max_bytes})")
         return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -130,6 +136,93 @@ def read_zip_exports(path: Path, max_bytes: int = MAX_BYTES) -> list[tuple[str, 
         raise InvalidInput(f"{path}: not a readable zip ({exc})") from None
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_export(
+    path: Path, max_bytes: int, parse: Callable[[object, str], Iterator[ImportedConversation]]
+) -> Iterator[ImportedConversation]:
+    """`parse(document, name)` over each export member of a zip, or over the JSON file."""
+    if is_zip(path):
+        for member, blob in read_zip_exports(path, max_bytes):
+            yield from parse(load_json(blob, member), member)
+    else:
+        yield from parse(load_json(read_file(path, max_bytes), str(path)), str(path))
+
+
+def each_conversation(
+    doc: object,
+    name: str,
+    what: str,
+    convert: Callable[[object, str, int], ImportedConversation],
+) -> Iterator[ImportedConversation]:
+    """`convert(raw, name, number)` over a list of conversations, yielding those with
+    a visible message; `what` names the export in the error for anything but a list."""
+    if not isinstance(doc, list):
+        raise InvalidInput(f"{name}: expected a list of {what} conversations")
+    for number, conv in enumerate(doc, start=1):
+        result = convert(conv, name, number)
+        if result.messages:
+            yield result
+
+
+def conversation_where(ident: object, name: str, number: int, id_key: str) -> str:
+    """`name: conversation 3 (id abc)`, after checking that the id is a string or absent."""
+    where = f"{name}: {place('conversation', number, ident)}"
+    if ident is not None and not isinstance(ident, str):
+        raise InvalidInput(f"{where}: '{id_key}' must be a string")
+    return where
+
+
+MessageReader = Callable[[object, str, datetime | None], tuple[Message | None, int]]
+"""`(raw message, where, time of the turn before)` -> the message or None, and its notes."""
+
+
+def build_conversation(
+    conv: dict[str, Any],
+    where: str,
+    *,
+    origin: str,
+    ident: str | None,
+    created: datetime | None,
+    turns: Iterable[tuple[object, str]],
+    read_message: MessageReader,
+    title_key: str,
+    updated_key: str,
+) -> ImportedConversation:
+    """The conversation from its raw `(message, where)` turns, in order.
+
+    A message without a time takes the time of the one before it (or `created`); those
+    `read_message` drops are counted in `skipped_messages`, its notes in `skipped_parts`.
+    """
+    messages: list[Message] = []
+    notes = skipped = 0
+    last_time = created
+    for raw_msg, msg_where in turns:
+        message, n_notes = read_message(raw_msg, msg_where, last_time)
+        notes += n_notes
+        if message is None:
+            skipped += 1
+        else:
+            messages.append(message)
+            last_time = message.timestamp
+    return ImportedConversation(
+        external_id=ident,
+        title=opt_str(conv, title_key, where),
+        created_at=created,
+        messages=tuple(messages),
+        origin=origin,
+        skipped_parts=notes,
+        skipped_messages=skipped,
+        updated_at=opt_time(conv.get(updated_key), f"{where}: {updated_key}"),
+    )
+
+
+def message_text(segments: list[str], files: Iterable[str], notes: int) -> tuple[str, int]:
+    """A message's non-blank segments and then a `[file: name]` note per file, one a line;
+    and `notes` counting those file notes too."""
+    file_notes = [f"[file: {label}]" for label in files]
+    text = "\n".join(s for s in [*segments, *file_notes] if s.strip()).strip()
+    return text, notes + len(file_notes)
 
 
 def place(kind: str, number: int, ident: object = None) -> str:

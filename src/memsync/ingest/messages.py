@@ -14,6 +14,7 @@ from pathlib import Path
 
 from memsync.codec import message_from_json
 from memsync.errors import InvalidInput
+from memsync.ingest.common import reading
 from memsync.model import Message
 
 
@@ -69,12 +70,6 @@ def _parse_jsonl(text: str, name: str, whole_error: json.JSONDecodeError) -> Con
 
 
 def read_conversation(path: Path) -> Conversation:
-    try:
+    with reading(path):
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     return parse_messages(data, str(path))
