@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS oplog(
     hash BLOB NOT NULL,
     PRIMARY KEY(device_id, seq)
 );
+CREATE INDEX IF NOT EXISTS oplog_hlc ON oplog(hlc);
 CREATE TABLE IF NOT EXISTS memories(
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
