@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import builtins
 import hashlib
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -22,15 +21,17 @@ from typing import Any
 import apsw
 import numpy as np
 
-from memsync import codec
+from memsync import codec, keystore
 from memsync.crypto import aead, phrase, wrap
 from memsync.crypto.device import (
     DeviceKeys,
     KdfParams,
     check_passphrase_strength,
+    device_public_info,
     generate_device,
     open_device,
     seal_device,
+    verify,
 )
 from memsync.errors import (
     AmbiguousId,
@@ -249,8 +250,6 @@ class Vault:
         header = Header.from_bytes(read_file(paths.header, "vault header"))
         blob = read_file(paths.device_key, "device key")
         if device_secret is not None:
-            from memsync.crypto.device import device_public_info
-
             device_id = device_public_info(blob)[0]
             keys = DeviceKeys.from_secret_bytes(device_id, device_secret)
         elif passphrase is not None:
@@ -420,12 +419,7 @@ class Vault:
         provenance: Sequence[Provenance] = (),
     ) -> Memory:
         """Add one memory and return it. `memsync add "Prefers short answers"` calls this."""
-        if not text.strip():
-            raise UsageError("a memory needs some text")
-        if not 0.0 <= confidence <= 1.0:
-            raise UsageError("confidence must be between 0 and 1")
-        if valid_from and valid_until and valid_until < valid_from:
-            raise UsageError("valid-until is before valid-from")
+        _validate(text, valid_from, valid_until, confidence)
         now = self.clock()
         memory = Memory(
             id=new_id("m"),
@@ -525,10 +519,7 @@ class Vault:
             old.valid_until,
         ):
             raise UsageError("nothing to change")
-        if not new.text:
-            raise UsageError("a memory needs some text")
-        if new.valid_from and new.valid_until and new.valid_until < new.valid_from:
-            raise UsageError("valid-until is before valid-from")
+        _validate(new.text, new.valid_from, new.valid_until, new.confidence)
         self._commit({"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)})
         return self.get(new.id)
 
@@ -799,12 +790,22 @@ class Vault:
 
 
 def _verify_endorsement(public: bytes, op: dict[str, Any], vault_id: str) -> bool:
-    from memsync.crypto.device import verify
-
     sig = op.get("endorsement")
     return isinstance(sig, str) and verify(
         public, base64.b64decode(sig), _endorsement(vault_id, op)
     )
+
+
+def _validate(
+    text: str, valid_from: datetime | None, valid_until: datetime | None, confidence: float
+) -> None:
+    """The checks every new version of a memory passes, whether added or edited."""
+    if not text.strip():
+        raise UsageError("a memory needs some text")
+    if not 0.0 <= confidence <= 1.0:
+        raise UsageError("confidence must be between 0 and 1")
+    if valid_from and valid_until and valid_until < valid_from:
+        raise UsageError("valid-until is before valid-from")
 
 
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
@@ -816,7 +817,7 @@ def _stored_form(filters: SearchFilters) -> SearchFilters:
     """`filters` with its tags written the way tags are stored (trimmed, lower case)."""
     if not filters.tags:
         return filters
-    return replace(filters, tags=tuple(dict.fromkeys(t.strip().lower() for t in filters.tags)))
+    return replace(filters, tags=_clean_tags(filters.tags))
 
 
 def _digest_messages(messages: Sequence[Message]) -> str:
@@ -828,9 +829,7 @@ def _digest_messages(messages: Sequence[Message]) -> str:
 
 def remember_device(vault: Vault) -> None:
     """Keep this device's secret in the OS keyring so the vault opens without a prompt."""
-    from memsync import keystore
-
     keystore.store(vault.header.vault_id, vault.device.device_id, vault.device.secret_bytes())
 
 
-__all__ = ["IngestResult", "NewVault", "Vault", "new_id", "os"]
+__all__ = ["IngestResult", "NewVault", "Vault", "new_id"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -268,48 +268,63 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
 # Reading records back.
 
 
-def _memory_from_row(conn: apsw.Connection, row: tuple[Any, ...]) -> Memory:
-    mid = str(row[0])
-    tags = tuple(
-        str(t[0])
-        for t in conn.execute(
-            "SELECT tag FROM memory_tags WHERE memory_id=? ORDER BY tag", (mid,)
-        ).fetchall()
-    )
-    prov = tuple(
-        Provenance(
-            source_id=p[0], turn=p[1], start=p[2], end=p[3], extractor=p[4], extractor_version=p[5]
+def _memories_from_rows(conn: apsw.Connection, rows: Sequence[tuple[Any, ...]]) -> list[Memory]:
+    """Memories from `memories` rows, their tags and provenance read in one query each
+    (not two per memory: search and list hydrate many at a time)."""
+    ids = [str(r[0]) for r in rows]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    tags: dict[str, list[str]] = {}
+    for mid, tag in conn.execute(
+        f"SELECT memory_id, tag FROM memory_tags WHERE memory_id IN ({marks}) "
+        "ORDER BY memory_id, tag",
+        ids,
+    ):
+        tags.setdefault(str(mid), []).append(str(tag))
+    prov: dict[str, list[Provenance]] = {}
+    for p in conn.execute(
+        'SELECT memory_id, source_id, turn, start, "end", extractor, extractor_version '
+        f"FROM provenance WHERE memory_id IN ({marks}) ORDER BY memory_id, ord",
+        ids,
+    ):
+        prov.setdefault(str(p[0]), []).append(
+            Provenance(
+                source_id=p[1],
+                turn=p[2],
+                start=p[3],
+                end=p[4],
+                extractor=p[5],
+                extractor_version=p[6],
+            )
         )
-        for p in conn.execute(
-            'SELECT source_id, turn, start, "end", extractor, extractor_version '
-            "FROM provenance WHERE memory_id=? ORDER BY ord",
-            (mid,),
-        ).fetchall()
-    )
-    return Memory(
-        id=mid,
-        text=str(row[1]),
-        kind=Kind(row[2]),
-        category=None if row[3] is None else Category(row[3]),
-        tags=tags,
-        created_at=codec.from_ms(row[4]),
-        updated_at=codec.from_ms(row[5]),
-        observed_at=codec.from_ms(row[6]),
-        valid_from=codec.opt_from_ms(row[7]),
-        valid_until=codec.opt_from_ms(row[8]),
-        confidence=float(row[9]),
-        status=Status(row[10]),
-        supersedes=row[11],
-        superseded_by=row[12],
-        provenance=prov,
-    )
+    return [
+        Memory(
+            id=mid,
+            text=str(row[1]),
+            kind=Kind(row[2]),
+            category=None if row[3] is None else Category(row[3]),
+            tags=tuple(tags.get(mid, ())),
+            created_at=codec.from_ms(row[4]),
+            updated_at=codec.from_ms(row[5]),
+            observed_at=codec.from_ms(row[6]),
+            valid_from=codec.opt_from_ms(row[7]),
+            valid_until=codec.opt_from_ms(row[8]),
+            confidence=float(row[9]),
+            status=Status(row[10]),
+            supersedes=row[11],
+            superseded_by=row[12],
+            provenance=tuple(prov.get(mid, ())),
+        )
+        for mid, row in zip(ids, rows, strict=True)
+    ]
 
 
 def get_memory(conn: apsw.Connection, memory_id: str) -> Memory:
     row = conn.execute(f"SELECT {_MEMORY_COLS} FROM memories WHERE id=?", (memory_id,)).fetchone()
     if row is None:
         raise NotFound(f"no memory with id {memory_id}")
-    return _memory_from_row(conn, row)
+    return _memories_from_rows(conn, [row])[0]
 
 
 def memories_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Memory]:
@@ -320,14 +335,15 @@ def memories_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int,
     rows = conn.execute(
         f"SELECT rowid, {_MEMORY_COLS} FROM memories WHERE rowid IN ({marks})", ids
     ).fetchall()
-    return {int(r[0]): _memory_from_row(conn, r[1:]) for r in rows}
+    memories = _memories_from_rows(conn, [r[1:] for r in rows])
+    return {int(r[0]): m for r, m in zip(rows, memories, strict=True)}
 
 
 def query_memories(conn: apsw.Connection, where: str, params: list[Any], tail: str) -> list[Memory]:
     rows = conn.execute(
         f"SELECT {_MEMORY_COLS} FROM memories m WHERE {where} {tail}", params
     ).fetchall()
-    return [_memory_from_row(conn, r) for r in rows]
+    return _memories_from_rows(conn, rows)
 
 
 def turns_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Turn]:
