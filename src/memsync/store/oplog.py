@@ -13,7 +13,7 @@ import json
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apsw
@@ -42,7 +42,7 @@ class Entry:
 
     def body(self, vault_id: str) -> bytes:
         """The signed bytes: every field but the signature, length-prefixed."""
-        heads = json.dumps([list(h) for h in self.heads], separators=(",", ":")).encode()
+        heads = _heads_json(self.heads).encode()
         parts = [
             b"memsync/v1/entry",
             vault_id.encode(),
@@ -56,6 +56,11 @@ class Entry:
 
     def hash(self, vault_id: str) -> bytes:
         return hashlib.sha256(self.body(vault_id) + self.signature).digest()
+
+
+def _heads_json(heads: tuple[tuple[str, int, str], ...]) -> str:
+    """The one encoding of an entry's heads, as signed and as stored."""
+    return json.dumps([list(h) for h in heads], separators=(",", ":"))
 
 
 def entry_ad(vault_id: str, device_id: str, seq: int, epoch: int) -> bytes:
@@ -157,27 +162,19 @@ class OpLog:
         materialised state commit together.
         """
         device = self.keys.device_id
-        seq, prev = self._head(device)
+        heads = self.heads()
+        seq, prev = heads.pop(device, (0, ZERO_HASH))
         seq += 1
-        others = tuple(sorted((d, s, h.hex()) for d, (s, h) in self.heads().items() if d != device))
+        others = tuple(sorted((d, s, h.hex()) for d, (s, h) in heads.items()))
         plaintext = aead.pad(encode_op(op))
         ciphertext = aead.seal(key, plaintext, entry_ad(self.vault_id, device, seq, epoch))
         unsigned = Entry(device, seq, prev, self.clock.now(), epoch, others, ciphertext, b"")
-        entry = Entry(
-            device,
-            seq,
-            prev,
-            unsigned.hlc,
-            epoch,
-            others,
-            ciphertext,
-            sign(self.keys, unsigned.body(self.vault_id)),
-        )
+        entry = replace(unsigned, signature=sign(self.keys, unsigned.body(self.vault_id)))
         self.store(entry)
         return entry
 
     def store(self, entry: Entry) -> None:
-        heads = json.dumps([list(h) for h in entry.heads], separators=(",", ":"))
+        heads = _heads_json(entry.heads)
         self.conn.execute(
             f"INSERT INTO oplog({_COLUMNS}, hash) VALUES(?,?,?,?,?,?,?,?,?)",
             (
