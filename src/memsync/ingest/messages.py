@@ -14,7 +14,7 @@ from pathlib import Path
 
 from memsync.codec import message_from_json
 from memsync.errors import InvalidInput
-from memsync.ingest.common import reading
+from memsync.ingest.common import decode_text, reading
 from memsync.model import Message
 
 
@@ -28,10 +28,7 @@ class Conversation:
 
 def parse_messages(data: bytes, name: str) -> Conversation:
     """Parse `data` (the contents of the file called `name`) as a conversation."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    text = decode_text(data, name)
     if not text.strip():
         raise InvalidInput(f"{name}: the file is empty")
     try:
