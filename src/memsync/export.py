@@ -123,9 +123,9 @@ def read_export(path: Path) -> ExportFile:
         where = f"{path}: line {n}"
         kind = obj.get("type")
         if kind == "source":
-            sources.append(codec.source_from_json(obj.get("source"), where))
+            sources.append(codec.source_from_json(obj.get("source"), f"{where}: source"))
         elif kind == "memory":
-            memories.append(codec.memory_from_json(obj.get("memory"), where))
+            memories.append(codec.memory_from_json(obj.get("memory"), f"{where}: memory"))
         else:
             raise InvalidInput(f"{where}: unknown record type {kind!r}")
     vault_id = header.get("vault_id")
