@@ -89,3 +89,10 @@ class EmbedderError(MemsyncError):
     """The embedding model is missing, altered or failed to run."""
 
     exit_code = 8
+
+
+class LLMError(MemsyncError):
+    """A configured language-model endpoint failed: unreachable, refused, timed out, or
+    answered with output that stayed malformed after one retry."""
+
+    exit_code = 9
