@@ -43,8 +43,11 @@ def populate(vault: Vault, t0: datetime) -> dict[str, str]:
         ],
         title="Running",
         origin="chatgpt",
+        extract=False,
     ).source
-    vault.ingest([Message("user", "ünïcødé and emoji 🏃 survive"), Message("tool", "")])
+    vault.ingest(
+        [Message("user", "ünïcødé and emoji 🏃 survive"), Message("tool", "")], extract=False
+    )
     runner = vault.add(
         "Training for the Berlin marathon",
         kind=Kind.EPISODIC,
@@ -184,7 +187,7 @@ def test_the_same_conversation_under_another_id_is_not_imported_twice(
 ) -> None:
     target: NewVault = vault_factory("target")
     for s in vault.sources():  # the target already holds these conversations
-        target.vault.ingest(list(s.messages))
+        target.vault.ingest(list(s.messages), extract=False)
     report = import_from_path(target.vault, exported)
     assert (report.sources_added, report.sources_skipped) == (0, 2)
 

@@ -53,7 +53,8 @@ def minilm_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vault]:
         [
             Message("user", "Can you suggest a weekend trip to the mountains?"),
             Message("assistant", "How about hiking in the Dolomites?"),
-        ]
+        ],
+        extract=False,
     )
     yield v
     v.close()
@@ -125,7 +126,8 @@ def seed_filter_vault(v: Vault, t0: datetime) -> dict[str, str]:
         [
             Message("user", "planning a conference trip", timestamp=t0 - 2 * day),
             Message("assistant", "which city?", timestamp=t0 - 2 * day),
-        ]
+        ],
+        extract=False,
     ).source
     ids["source"] = src.id
     return ids
@@ -192,7 +194,7 @@ def test_expired_episodic_memories_are_hidden_unless_asked_for(vault: Vault, t0:
 
 
 def test_turns_are_left_out_when_memory_only_filters_are_set(vault: Vault) -> None:
-    src = vault.ingest([Message("user", "my favourite colour is teal")]).source
+    src = vault.ingest([Message("user", "my favourite colour is teal")], extract=False).source
     vault.add("favourite colour is teal", category=Category.IDENTITY, tags=["colour"])
     assert turns(vault.search("teal")) == [(src.id, 0)]
     for filters in (
@@ -337,7 +339,7 @@ HOSTILE = [
 @pytest.mark.parametrize("query", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_queries_never_raise(vault: Vault, query: str) -> None:
     vault.add("a b text foo word ß istanbul 日本語")
-    vault.ingest([Message("user", "NEAR the AND of OR")])
+    vault.ingest([Message("user", "NEAR the AND of OR")], extract=False)
     hits = vault.search(query, k=5)
     assert len(hits) <= 5
     if not query.strip():
@@ -394,7 +396,7 @@ def test_vector_cache_matches_a_fresh_load_after_many_writes(vault: Vault) -> No
         vault.edit(m.id, text=m.text + " and roses")
     for m in ms[1::3]:
         vault.forget(m.id)
-    vault.ingest([Message("user", "gardening tips please")])
+    vault.ingest([Message("user", "gardening tips please")], extract=False)
     kept = [
         (h.memory.id if h.memory else h.text, h.vector_rank)
         for h in vault.search("gardening roses", k=40)

@@ -193,6 +193,8 @@ def message_to_json(m: Message) -> JSON:
 
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# A chunk of a document source: stored and exported, never read from a chat file.
+SOURCE_ROLES = ROLES | {"document"}
 
 
 def _content_text(content: object, where: str) -> str:
@@ -214,13 +216,13 @@ def _content_text(content: object, where: str) -> str:
     raise InvalidInput(f"{where}: 'content' must be a string or a list of parts")
 
 
-def message_from_json(d: object, where: str = "message") -> Message:
+def message_from_json(d: object, where: str = "message", roles: frozenset[str] = ROLES) -> Message:
     """One OpenAI-style message: role, content, optional timestamp and name."""
     if not isinstance(d, dict):
         raise InvalidInput(f"{where}: expected a message object with 'role' and 'content'")
     role = d.get("role")
-    if not isinstance(role, str) or role not in ROLES:
-        raise InvalidInput(f"{where}: 'role' must be one of {', '.join(sorted(ROLES))}")
+    if not isinstance(role, str) or role not in roles:
+        raise InvalidInput(f"{where}: 'role' must be one of {', '.join(sorted(roles))}")
     if "content" not in d:
         raise InvalidInput(f"{where}: missing 'content'")
     ts = d.get("timestamp", d.get("created_at"))
@@ -236,7 +238,7 @@ def message_from_json(d: object, where: str = "message") -> Message:
 
 
 def source_to_json(s: Source) -> JSON:
-    return {
+    out: JSON = {
         "id": s.id,
         "kind": s.kind.value,
         "title": s.title,
@@ -246,6 +248,11 @@ def source_to_json(s: Source) -> JSON:
         "digest": s.digest,
         "messages": [message_to_json(m) for m in s.messages],
     }
+    if s.external_id is not None:
+        out["external_id"] = s.external_id
+    if s.offsets:
+        out["offsets"] = list(s.offsets)
+    return out
 
 
 def source_from_json(d: object, where: str = "source") -> Source:
@@ -256,8 +263,17 @@ def source_from_json(d: object, where: str = "source") -> Source:
     messages = d.get("messages", [])
     if not isinstance(messages, list):
         raise InvalidInput(f"{where}: 'messages' must be a list")
-    msgs = tuple(message_from_json(m, f"{where}.messages[{i}]") for i, m in enumerate(messages))
+    msgs = tuple(
+        message_from_json(m, f"{where}.messages[{i}]", SOURCE_ROLES) for i, m in enumerate(messages)
+    )
     created = parse_time(d.get("created_at"), f"{where}.created_at")
+    offsets = d.get("offsets", [])
+    if (
+        not isinstance(offsets, list)
+        or not all(type(o) is int and o >= 0 for o in offsets)
+        or (offsets and len(offsets) != len(msgs))
+    ):
+        raise InvalidInput(f"{where}: 'offsets' must list one non-negative integer per message")
     return Source(
         id=sid,
         kind=_enum(SourceKind, d.get("kind", "conversation"), f"{where}.kind"),
@@ -267,4 +283,6 @@ def source_from_json(d: object, where: str = "source") -> Source:
         captured_at=_opt_time(d, "captured_at", where) or created,
         messages=msgs,
         digest=_str(d, "digest", where, optional=True) or "",
+        external_id=_str(d, "external_id", where, optional=True),
+        offsets=tuple(offsets),
     )

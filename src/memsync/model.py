@@ -94,7 +94,8 @@ class Message:
 
 @dataclass(frozen=True)
 class Source:
-    """Raw material as captured: a conversation (its messages) or a document (its chunks)."""
+    """Raw material as captured: a conversation (its messages) or a document (its chunks,
+    stored as messages with role `document` and the heading path as `name`)."""
 
     id: str
     kind: SourceKind
@@ -104,6 +105,11 @@ class Source:
     captured_at: datetime
     messages: tuple[Message, ...] = ()
     digest: str = ""
+    # The exporter's own id for the conversation (ChatGPT, Claude), so a conversation
+    # that grew since the last import is recognised as the same one.
+    external_id: str | None = None
+    # Documents only: where each chunk (message) starts in the document's text.
+    offsets: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

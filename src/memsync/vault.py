@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import base64
 import builtins
-import hashlib
+import json
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
 import numpy as np
+import numpy.typing as npt
 
-from memsync import codec, keystore
+from memsync import capture, codec, keystore
+from memsync import config as settings_
+from memsync.capture import IngestReport, IngestResult, Outcome
 from memsync.crypto import aead, phrase, wrap
 from memsync.crypto.device import (
     DeviceKeys,
@@ -39,11 +42,26 @@ from memsync.errors import (
     CorruptVault,
     CryptoError,
     IntegrityError,
+    InvalidInput,
     MemsyncError,
     NotFound,
     UsageError,
     VaultExists,
 )
+from memsync.explain import Explanation, explain
+from memsync.extract.base import Extractor
+from memsync.extract.profile import (
+    KeepPrivateLocal,
+    Profile,
+    RuleSummarizer,
+    Summarizer,
+    build_profile,
+    profile_from_json,
+    profile_to_json,
+)
+from memsync.extract.reconcile import Judge, Neighbour
+from memsync.extract.rules import RuleExtractor
+from memsync.ingest.types import ImportBatch, ImportedDocument, ImportedMemory
 from memsync.model import (
     Category,
     CheckReport,
@@ -73,6 +91,9 @@ from memsync.store.files import (
     write_atomic,
 )
 
+if TYPE_CHECKING:
+    from memsync.llm import ChatModel
+
 Progress = Callable[[int, int], None]
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
@@ -92,12 +113,6 @@ class NewVault:
 
     vault: Vault
     recovery_phrase: str
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    source: Source
-    added: bool  # False when the same conversation was already in the vault
 
 
 def _db_key(vault_key: bytes) -> bytes:
@@ -353,10 +368,26 @@ class Vault:
         """Log `op`, apply it and index what it added, all in one transaction."""
         return self._commit_many([op])
 
-    def _commit_many(
-        self, ops: Sequence[dict[str, Any]], progress: Progress | None = None
+    def commit_ops(
+        self,
+        ops: Sequence[dict[str, Any]],
+        progress: Progress | None = None,
+        *,
+        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
     ) -> state.IndexChange:
-        """Log and apply `ops` in one transaction, embedding what they add in batches."""
+        """Log and apply `ops` in one transaction, embedding what they add in batches.
+
+        `vectors` holds embeddings already computed for some texts (reconciliation
+        embeds candidates before they become memories), so they are not computed twice.
+        """
+        return self._commit_many(ops, progress, vectors)
+
+    def _commit_many(
+        self,
+        ops: Sequence[dict[str, Any]],
+        progress: Progress | None = None,
+        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    ) -> state.IndexChange:
         added: list[int] = []
         removed: list[int] = []
         updated: list[int] = []
@@ -369,7 +400,7 @@ class Vault:
                         added += change.added
                         removed += change.removed
                         updated += change.updated
-                    self._embed_items(added, progress)
+                    self._embed_items(added, progress, vectors)
             except BaseException:
                 self._vectors = None  # it may hold rows the rollback removed
                 raise
@@ -378,18 +409,37 @@ class Vault:
                 self._vectors.upsert(self.conn, [*added, *updated])
         return state.IndexChange(tuple(added), tuple(removed), tuple(updated))
 
-    def _embed_items(self, rowids: Sequence[int], progress: Progress | None = None) -> None:
+    def _embed_items(
+        self,
+        rowids: Sequence[int],
+        progress: Progress | None = None,
+        known: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    ) -> None:
         batch = 64
+        known = known or {}
         for start in range(0, len(rowids), batch):
             chunk = list(rowids[start : start + batch])
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 f"SELECT rowid, text FROM items WHERE rowid IN ({marks})", chunk
             ).fetchall()
-            vecs = self.embedder.embed([str(r[1]) for r in rows]).astype(np.float32)
+            todo = [str(r[1]) for r in rows if str(r[1]) not in known]
+            fresh = (
+                dict(zip(todo, self.embedder.embed(todo).astype(np.float32), strict=True))
+                if todo
+                else {}
+            )
             self.conn.executemany(
                 "UPDATE items SET vec=? WHERE rowid=?",
-                [(vecs[i].tobytes(), int(r[0])) for i, r in enumerate(rows)],
+                [
+                    (
+                        np.asarray(
+                            known.get(str(r[1]), fresh.get(str(r[1]))), np.float32
+                        ).tobytes(),
+                        int(r[0]),
+                    )
+                    for r in rows
+                ],
             )
             if progress:
                 progress(min(start + batch, len(rowids)), len(rowids))
@@ -583,7 +633,7 @@ class Vault:
 
     # Search.
 
-    def _vector_index(self) -> hybrid.VectorIndex:
+    def vector_index(self) -> hybrid.VectorIndex:
         with self._lock:
             # data_version changes only when another connection (another process or Vault
             # on this file) commits; our own writes keep the cache in step themselves.
@@ -610,7 +660,7 @@ class Vault:
         cond = hybrid.resolve_filters(self.conn, _stored_form(filters), now or self.clock())
         keyword = hybrid.keyword_search(self.conn, query, cond, depth)
         qvec = self.embedder.embed([query])[0] if query.strip() else None
-        vector = [] if qvec is None else self._vector_index().search(qvec, cond, depth)
+        vector = [] if qvec is None else self.vector_index().search(qvec, cond, depth)
         fused = hybrid.fuse([keyword, vector])[:k]
         return hybrid.hydrate(self.conn, fused, keyword, vector)
 
@@ -623,18 +673,26 @@ class Vault:
         title: str | None = None,
         origin: str | None = None,
         created_at: datetime | None = None,
+        external_id: str | None = None,
+        extract: bool = True,
+        extractor: Extractor | None = None,
         progress: Progress | None = None,
     ) -> IngestResult:
-        """Store a conversation as a source; every turn becomes searchable.
+        """Store a conversation as a source (every turn becomes searchable) and turn what
+        the user said into reconciled memories.
 
         Ingesting the same messages again adds nothing and returns the existing source.
+        A conversation with the `external_id` of one already stored that continues it
+        (ChatGPT and Claude exports keep a conversation's id as it grows) is stored as a
+        new source, but only its new turns are read for memories.
+        `extractor` defaults to the configured one (`memsync config extractor`).
         """
         if not messages:
             raise UsageError("a conversation needs at least one message")
-        digest = _digest_messages(messages)
-        row = self.conn.execute("SELECT id FROM sources WHERE digest=?", (digest,)).fetchone()
-        if row is not None:
-            return IngestResult(state.get_source(self.conn, str(row[0])), added=False)
+        digest = capture.digest_messages(messages)
+        existing = self._source_by_digest(digest)
+        if existing is not None:
+            return IngestResult(existing, added=False)
         stamps = [m.timestamp for m in messages if m.timestamp is not None]
         now = self.clock()
         source = Source(
@@ -646,9 +704,258 @@ class Vault:
             captured_at=now,
             messages=tuple(messages),
             digest=digest,
+            external_id=external_id,
         )
-        self._commit_many([{"op": "add_source", "source": codec.source_to_json(source)}], progress)
-        return IngestResult(state.get_source(self.conn, source.id), added=True)
+        candidates = (
+            capture.extract(
+                extractor or self.extractor(),
+                messages,
+                now=source.created_at,
+                first_turn=self._turns_seen(origin, external_id, messages),
+            )
+            if extract
+            else []
+        )
+        outcomes = capture.store(self, source, candidates, judge=self.judge(), progress=progress)
+        return IngestResult(self.get_source(source.id), True, tuple(outcomes))
+
+    def ingest_document(
+        self,
+        document: ImportedDocument,
+        *,
+        title: str | None = None,
+        extract: bool = True,
+        extractor: Extractor | None = None,
+        progress: Progress | None = None,
+    ) -> IngestResult:
+        """Store a document (its chunks, with their offsets) and extract memories from it,
+        as if the user had written each chunk. Provenance points at a chunk and a span."""
+        if not document.chunks:
+            raise UsageError("the document has no text")
+        messages = tuple(
+            Message("document", c.text, name=" > ".join(c.heading) or None) for c in document.chunks
+        )
+        offsets = tuple(c.start for c in document.chunks)
+        digest = capture.digest_messages(messages, offsets)
+        existing = self._source_by_digest(digest)
+        if existing is not None:
+            return IngestResult(existing, added=False)
+        now = self.clock()
+        created = document.created_at or now
+        source = Source(
+            id=new_id("s"),
+            kind=SourceKind.DOCUMENT,
+            title=title or document.title,
+            origin=document.origin,
+            created_at=created,
+            captured_at=now,
+            messages=messages,
+            digest=digest,
+            external_id=document.external_id,
+            offsets=offsets,
+        )
+        as_user = [Message("user", c.text, timestamp=created) for c in document.chunks]
+        candidates = (
+            capture.extract(extractor or self.extractor(), as_user, now=created) if extract else []
+        )
+        outcomes = capture.store(self, source, candidates, judge=self.judge(), progress=progress)
+        return IngestResult(self.get_source(source.id), True, tuple(outcomes))
+
+    def import_memories(
+        self, memories: Sequence[ImportedMemory], *, title: str | None = None
+    ) -> IngestResult:
+        """Bring in memories from another tool (a mem0 export), reconciled like extracted
+        ones; they are kept as a source so each memory's provenance points at its record."""
+        if not memories:
+            raise UsageError("no memories to import")
+        messages = tuple(
+            Message("document", m.text, timestamp=m.updated_at or m.created_at, name=m.external_id)
+            for m in memories
+        )
+        digest = capture.digest_messages(messages)
+        existing = self._source_by_digest(digest)
+        if existing is not None:
+            return IngestResult(existing, added=False)
+        now = self.clock()
+        stamps = [m.timestamp for m in messages if m.timestamp is not None]
+        origin = memories[0].origin
+        source = Source(
+            id=new_id("s"),
+            kind=SourceKind.DOCUMENT,
+            title=title or f"{origin} memories",
+            origin=origin,
+            created_at=min(stamps) if stamps else now,
+            captured_at=now,
+            messages=messages,
+            digest=digest,
+        )
+        candidates = [
+            (capture.imported_candidate(m, i, now), m.tags) for i, m in enumerate(memories)
+        ]
+        outcomes = capture.store(self, source, candidates, judge=self.judge())
+        return IngestResult(self.get_source(source.id), True, tuple(outcomes))
+
+    def ingest_batch(
+        self,
+        batch: ImportBatch,
+        *,
+        extract: bool = True,
+        extractor: Extractor | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Store everything `memsync.ingest.read_any` read from one file, one source per
+        transaction; `progress(done, total)` counts sources. Running it again after an
+        interruption skips what was stored and carries on."""
+        chosen = (extractor or self.extractor()) if extract else None
+        report = IngestReport()
+        total = len(batch.conversations) + len(batch.documents) + (1 if batch.memories else 0)
+        done = 0
+        for conv in batch.conversations:
+            if conv.messages:
+                report = report.with_result(
+                    self.ingest(
+                        conv.messages,
+                        title=conv.title,
+                        origin=conv.origin,
+                        created_at=conv.created_at,
+                        external_id=conv.external_id,
+                        extract=extract,
+                        extractor=chosen,
+                    )
+                )
+            done += 1
+            if progress:
+                progress(done, total)
+        for doc in batch.documents:
+            report = report.with_result(
+                self.ingest_document(doc, extract=extract, extractor=chosen)
+            )
+            done += 1
+            if progress:
+                progress(done, total)
+        if batch.memories:
+            report = report.with_result(self.import_memories(batch.memories))
+            if progress:
+                progress(total, total)
+        return report
+
+    def similar_memories(
+        self, vector: npt.NDArray[np.float32], k: int = 8
+    ) -> builtins.list[Neighbour]:
+        """The `k` active memories nearest to `vector` (by cosine), expired ones included."""
+        return capture.memory_neighbours(self, vector, k)
+
+    def _source_by_digest(self, digest: str) -> Source | None:
+        row = self.conn.execute("SELECT id FROM sources WHERE digest=?", (digest,)).fetchone()
+        return None if row is None else state.get_source(self.conn, str(row[0]))
+
+    def _turns_seen(
+        self, origin: str | None, external_id: str | None, messages: Sequence[Message]
+    ) -> int:
+        """How many leading turns of `messages` an earlier import of the same conversation
+        (same origin and external id) already read."""
+        if external_id is None:
+            return 0
+        seen = 0
+        for (sid,) in self.conn.execute(
+            "SELECT id FROM sources WHERE external_id=? AND origin IS ?", (external_id, origin)
+        ).fetchall():
+            old = state.get_source(self.conn, str(sid)).messages
+            n = 0
+            while n < min(len(old), len(messages)) and old[n] == messages[n]:
+                n += 1
+            seen = max(seen, n)
+        return seen
+
+    def why(self, memory_id: str) -> Explanation:
+        """Where a memory came from (source turns or document spans, with dates) and its
+        history. `memsync why ID` calls this."""
+        return explain(self, memory_id)
+
+    # The profile.
+
+    def profile(self, *, rebuild: bool = False) -> Profile:
+        """The profile (bio, a summary per category, insights), brought up to date.
+
+        Only sections whose memories changed since the stored profile are rewritten, so
+        a configured LLM is asked again only about what changed. `rebuild` starts afresh.
+        """
+        stored = db.read_meta(self.conn, "profile")
+        previous = None
+        if stored is not None and not rebuild:
+            try:
+                previous = profile_from_json(json.loads(stored))
+            except (InvalidInput, ValueError):
+                previous = None  # a derived cache: rebuild rather than fail
+        memories = state.query_memories(
+            self.conn, "m.status=? AND m.kind=?", [Status.ACTIVE.value, Kind.SEMANTIC.value], ""
+        )
+        built = build_profile(
+            memories, now=self.clock(), previous=previous, summarizer=self.summarizer()
+        )
+        if previous is None or replace(built, built_at=previous.built_at) != previous:
+            with self._lock, self.conn:
+                db.write_meta(self.conn, "profile", json.dumps(profile_to_json(built)))
+        return built
+
+    def summarizer(self) -> Summarizer:
+        """Who writes the profile: the configured LLM, or the offline rules. Private
+        memories are always summarised on this device."""
+        s = self.settings()
+        if not (s.llm_configured and s.profile_with_llm):
+            return RuleSummarizer()
+        from memsync.llm import LLMSummarizer
+
+        return KeepPrivateLocal(LLMSummarizer(self._chat_model(s, "profile.llm is on")))
+
+    # Settings and the backends they choose.
+
+    def settings(self) -> settings_.Settings:
+        """This device's settings (stored encrypted in the vault, not synced)."""
+        return settings_.decode(db.read_meta(self.conn, "settings"))
+
+    def configure(self, name: str, value: str | None) -> settings_.Settings:
+        """Set one setting (`None` resets it); `memsync config KEY VALUE` calls this."""
+        updated = settings_.parse_value(self.settings(), name, value)
+        with self._lock, self.conn:
+            db.write_meta(self.conn, "settings", settings_.encode(updated))
+        return updated
+
+    def extractor(self) -> Extractor:
+        """The extractor the settings choose: the offline rules, or the configured LLM."""
+        s = self.settings()
+        if s.extractor != "llm":
+            return RuleExtractor()
+        from memsync.llm import LLMExtractor
+
+        return LLMExtractor(self._chat_model(s, "extractor is llm"))
+
+    def judge(self) -> Judge | None:
+        """The LLM that decides hard reconciliation cases, when one is configured."""
+        s = self.settings()
+        if not (s.llm_configured and s.reconcile_with_llm):
+            return None
+        from memsync.llm import LLMJudge
+
+        return LLMJudge(self._chat_model(s, "reconcile.llm is on"))
+
+    def _chat_model(self, s: settings_.Settings, why: str) -> ChatModel:
+        if not s.llm_configured:
+            raise UsageError(
+                f"{why} but no model is configured: set llm.base_url and llm.model "
+                "with `memsync config`"
+            )
+        from memsync.llm import LLMSettings, OpenAIChat
+
+        assert s.llm_base_url is not None and s.llm_model is not None
+        return OpenAIChat(
+            LLMSettings(
+                base_url=s.llm_base_url,
+                model=s.llm_model,
+                api_key=s.llm_api_key,
+                timeout=s.llm_timeout,
+            )
+        )
 
     def get_source(self, source_id: str) -> Source:
         return state.get_source(self.conn, self.resolve(source_id))
@@ -820,16 +1127,9 @@ def _stored_form(filters: SearchFilters) -> SearchFilters:
     return replace(filters, tags=_clean_tags(filters.tags))
 
 
-def _digest_messages(messages: Sequence[Message]) -> str:
-    h = hashlib.sha256()
-    for m in messages:
-        h.update(repr((m.role, m.content, codec.iso(m.timestamp), m.name)).encode())
-    return h.hexdigest()
-
-
 def remember_device(vault: Vault) -> None:
     """Keep this device's secret in the OS keyring so the vault opens without a prompt."""
     keystore.store(vault.header.vault_id, vault.device.device_id, vault.device.secret_bytes())
 
 
-__all__ = ["IngestResult", "NewVault", "Vault", "new_id"]
+__all__ = ["IngestReport", "IngestResult", "NewVault", "Outcome", "Vault", "new_id"]

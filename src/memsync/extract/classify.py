@@ -163,3 +163,8 @@ def category_of(st: Statement, text: str) -> Category:
         return Category.IDENTITY
     best = max(scores.values())
     return next(c for c in CATEGORY_ORDER if scores.get(c, 0.0) == best)
+
+
+def guess_category(text: str) -> Category:
+    """The category of a ready-made third-person statement (from another memory tool)."""
+    return category_of(Statement(text=text, subject="fragment"), text)

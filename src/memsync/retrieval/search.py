@@ -235,6 +235,12 @@ class VectorIndex:
                     self.cols[pos, 6] = 0  # dead; the slot is reclaimed at the next load
 
     def search(self, query: npt.NDArray[np.float32], cond: _Conditions, depth: int) -> list[int]:
+        return [rowid for rowid, _ in self.nearest(query, cond, depth)]
+
+    def nearest(
+        self, query: npt.NDArray[np.float32], cond: _Conditions, depth: int
+    ) -> list[tuple[int, float]]:
+        """The `depth` items most similar to `query` that pass `cond`, as (rowid, cosine)."""
         with self._lock:
             n = self._n
             if n == 0:
@@ -264,7 +270,7 @@ class VectorIndex:
             # are all wanted rows; cheaper than gathering the wanted rows' scores first.
             scores = np.where(mask, np.vecdot(self.vecs[:n], query), -np.inf)
             top = _top(scores, min(depth, wanted))
-            return [int(r) for r in self.rowid[top]]
+            return [(int(r), float(c)) for r, c in zip(self.rowid[top], scores[top], strict=True)]
 
 
 def keyword_search(conn: apsw.Connection, query: str, cond: _Conditions, depth: int) -> list[int]:

@@ -13,7 +13,7 @@ import apsw
 
 from memsync.errors import CorruptVault
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,9 +80,11 @@ CREATE TABLE IF NOT EXISTS sources(
     origin TEXT,
     created_at INTEGER NOT NULL,
     captured_at INTEGER NOT NULL,
-    digest TEXT NOT NULL
+    digest TEXT NOT NULL,
+    external_id TEXT
 );
 CREATE INDEX IF NOT EXISTS sources_digest ON sources(digest);
+CREATE INDEX IF NOT EXISTS sources_external ON sources(external_id);
 CREATE TABLE IF NOT EXISTS messages(
     rowid INTEGER PRIMARY KEY,
     source_id TEXT NOT NULL,
@@ -91,6 +93,7 @@ CREATE TABLE IF NOT EXISTS messages(
     content TEXT NOT NULL,
     ts INTEGER,
     name TEXT,
+    start INTEGER,
     UNIQUE(source_id, idx)
 );
 -- The search index: one row per searchable item (a memory or a conversation turn), with
@@ -122,6 +125,15 @@ CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF text ON items BEGIN
     INSERT INTO items_fts(rowid, text) VALUES (new.rowid, new.text);
 END;
 """
+
+# From an older schema version straight to the current one.
+_MIGRATIONS = {
+    "1": """
+    ALTER TABLE sources ADD COLUMN external_id TEXT;
+    ALTER TABLE messages ADD COLUMN start INTEGER;
+    CREATE INDEX IF NOT EXISTS sources_external ON sources(external_id);
+    """,
+}
 
 
 def _configure(conn: apsw.Connection) -> None:
@@ -157,6 +169,11 @@ def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
                 )
         else:
             version = read_meta(conn, "schema_version")
+            if version in _MIGRATIONS:
+                with conn:
+                    conn.execute(_MIGRATIONS[version])
+                    write_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise CorruptVault(f"unsupported vault schema version: {version!r}")
     except apsw.Error as exc:

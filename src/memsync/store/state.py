@@ -226,8 +226,8 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
     if conn.execute("SELECT 1 FROM sources WHERE id=?", (s.id,)).fetchone():
         return IndexChange()
     conn.execute(
-        "INSERT INTO sources(id, kind, title, origin, created_at, captured_at, digest) "
-        "VALUES(?,?,?,?,?,?,?)",
+        "INSERT INTO sources(id, kind, title, origin, created_at, captured_at, digest, "
+        "external_id) VALUES(?,?,?,?,?,?,?,?)",
         (
             s.id,
             s.kind.value,
@@ -236,6 +236,7 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
             codec.to_ms(s.created_at),
             codec.to_ms(s.captured_at),
             s.digest,
+            s.external_id,
         ),
     )
     added = []
@@ -243,8 +244,9 @@ def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
     for i, m in enumerate(s.messages):
         ts = codec.opt_ms(m.timestamp)
         conn.execute(
-            "INSERT INTO messages(source_id, idx, role, content, ts, name) VALUES(?,?,?,?,?,?)",
-            (s.id, i, m.role, m.content, ts, m.name),
+            "INSERT INTO messages(source_id, idx, role, content, ts, name, start) "
+            "VALUES(?,?,?,?,?,?,?)",
+            (s.id, i, m.role, m.content, ts, m.name, s.offsets[i] if s.offsets else None),
         )
         if m.role in UNINDEXED_ROLES or not m.content.strip():
             continue
@@ -371,18 +373,20 @@ def turns_by_rowid(conn: apsw.Connection, rowids: Iterable[int]) -> dict[int, Tu
 
 def get_source(conn: apsw.Connection, source_id: str) -> Source:
     row = conn.execute(
-        "SELECT id, kind, title, origin, created_at, captured_at, digest FROM sources WHERE id=?",
+        "SELECT id, kind, title, origin, created_at, captured_at, digest, external_id "
+        "FROM sources WHERE id=?",
         (source_id,),
     ).fetchone()
     if row is None:
         raise NotFound(f"no source with id {source_id}")
+    rows = conn.execute(
+        "SELECT role, content, ts, name, start FROM messages WHERE source_id=? ORDER BY idx",
+        (source_id,),
+    ).fetchall()
     messages = tuple(
-        Message(role=r[0], content=r[1], timestamp=codec.opt_from_ms(r[2]), name=r[3])
-        for r in conn.execute(
-            "SELECT role, content, ts, name FROM messages WHERE source_id=? ORDER BY idx",
-            (source_id,),
-        ).fetchall()
+        Message(role=r[0], content=r[1], timestamp=codec.opt_from_ms(r[2]), name=r[3]) for r in rows
     )
+    offsets = tuple(int(r[4]) for r in rows) if rows and rows[0][4] is not None else ()
 
     return Source(
         id=row[0],
@@ -393,6 +397,8 @@ def get_source(conn: apsw.Connection, source_id: str) -> Source:
         captured_at=codec.from_ms(row[5]),
         messages=messages,
         digest=row[6],
+        external_id=row[7],
+        offsets=offsets,
     )
 
 
@@ -401,8 +407,9 @@ _DIGEST_QUERIES = (
     "SELECT memory_id, tag FROM memory_tags ORDER BY memory_id, tag",
     'SELECT memory_id, ord, source_id, turn, start, "end", extractor, extractor_version '
     "FROM provenance ORDER BY memory_id, ord",
-    "SELECT id, kind, title, origin, created_at, captured_at, digest FROM sources ORDER BY id",
-    "SELECT source_id, idx, role, content, ts, name FROM messages ORDER BY source_id, idx",
+    "SELECT id, kind, title, origin, created_at, captured_at, digest, external_id FROM sources "
+    "ORDER BY id",
+    "SELECT source_id, idx, role, content, ts, name, start FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
     "SELECT type, text, status, kind, category, ts, valid_until FROM items "
     "ORDER BY type, text, ts, status, kind, category, valid_until",  # every column: no ties

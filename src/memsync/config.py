@@ -1,0 +1,135 @@
+"""Per-device settings: which extractor runs and which language model, if any, helps.
+
+Settings live inside the encrypted database (the `meta` table), not in a plaintext file,
+because they may hold an API key. They belong to this device, not to the vault's history:
+they are not operations in the log and do not sync (a laptop may use a local Ollama, a
+phone a hosted endpoint).
+
+`memsync config llm.base_url http://localhost:11434/v1` sets a value; `SETTINGS` lists
+every key with its meaning, and `parse_value` checks a value before it is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from urllib.parse import urlparse
+
+from memsync.errors import CorruptVault, UsageError
+
+__all__ = ["SETTINGS", "Settings", "decode", "describe", "encode", "parse_value"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """This device's settings. Field names with `_` are the keys with `.` (`llm_model` is
+    `llm.model`)."""
+
+    extractor: str = "rules"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = 60.0
+    reconcile_with_llm: bool = True
+    profile_with_llm: bool = True
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    field: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[_Key, ...] = (
+    _Key("extractor", "extractor", "which extractor ingest runs: rules (offline) or llm"),
+    _Key("llm.base_url", "llm_base_url", "OpenAI-compatible API root, e.g. http://host:11434/v1"),
+    _Key("llm.model", "llm_model", "model name sent to the endpoint, e.g. llama3.1:8b"),
+    _Key("llm.api_key", "llm_api_key", "bearer token for the endpoint (kept encrypted)", True),
+    _Key("llm.timeout", "llm_timeout", "seconds to wait for one answer"),
+    _Key("reconcile.llm", "reconcile_with_llm", "let the model decide hard duplicate cases"),
+    _Key("profile.llm", "profile_with_llm", "let the model write the profile's summaries"),
+)
+_BY_NAME = {k.name: k for k in SETTINGS}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _key(name: str) -> _Key:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(k.name for k in SETTINGS)
+        raise UsageError(f"unknown setting {name!r} (known: {known})") from None
+
+
+def parse_value(settings: Settings, name: str, value: str | None) -> Settings:
+    """`settings` with `name` set to `value` (None: back to the default), checked."""
+    key = _key(name)
+    if value is None:
+        return replace(settings, **{key.field: getattr(Settings(), key.field)})
+    value = value.strip()
+    parsed: Any
+    if key.field == "extractor":
+        if value not in ("rules", "llm"):
+            raise UsageError("extractor must be 'rules' or 'llm'")
+        parsed = value
+    elif key.field == "llm_base_url":
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise UsageError(f"llm.base_url must be an http(s) URL, got {value!r}")
+        parsed = value.rstrip("/")
+    elif key.field == "llm_timeout":
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = -1.0
+        if not 0 < parsed <= 3600:
+            raise UsageError("llm.timeout must be a number of seconds between 0 and 3600")
+    elif key.field in ("reconcile_with_llm", "profile_with_llm"):
+        if value.lower() not in _TRUE | _FALSE:
+            raise UsageError(f"{name} must be true or false")
+        parsed = value.lower() in _TRUE
+    else:
+        if not value:
+            raise UsageError(f"{name} cannot be empty (use --unset to clear it)")
+        parsed = value
+    return replace(settings, **{key.field: parsed})
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(key, shown value, help) for every setting; secrets are masked."""
+    out = []
+    for key in SETTINGS:
+        value = getattr(settings, key.field)
+        if value is None:
+            shown = "(not set)"
+        elif key.secret:
+            shown = "(set, hidden)"
+        elif isinstance(value, bool):
+            shown = "true" if value else "false"
+        else:
+            shown = str(value)
+        out.append((key.name, shown, key.help))
+    return out
+
+
+def encode(settings: Settings) -> str:
+    return json.dumps({f.name: getattr(settings, f.name) for f in fields(Settings)})
+
+
+def decode(text: str | None) -> Settings:
+    if text is None:
+        return Settings()
+    try:
+        data = json.loads(text)
+        known = {f.name for f in fields(Settings)}
+        return Settings(**{k: v for k, v in data.items() if k in known})
+    except (ValueError, TypeError, AttributeError):
+        raise CorruptVault("the stored settings are unreadable") from None

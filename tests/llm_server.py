@@ -1,0 +1,149 @@
+"""A real, scripted OpenAI-compatible chat-completions server on loopback, for tests.
+
+`ChatServer` answers `POST /v1/chat/completions` from a queue of `Reply`s (a completion
+with some content, an error status with body and headers, a delay before answering) and
+records every request it receives. An empty queue answers 500, so a test that makes more
+requests than it scripted fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: a completion whose message content is `content` (status 200),
+    or `status` with a raw `body`; `headers` are added; `delay` seconds pass first."""
+
+    content: str | None = None
+    status: int = 200
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the server received: lower-cased headers and the parsed JSON body."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def answer(value: Any) -> Reply:
+    """A completion whose content is `value` as JSON (or `value` itself if a string)."""
+    return Reply(content=value if isinstance(value, str) else json.dumps(value))
+
+
+def rate_limited(retry_after: str | None = "0") -> Reply:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return Reply(status=429, body='{"error": {"message": "Rate limit reached"}}', headers=headers)
+
+
+def rejects_json_schema() -> Reply:
+    """What older Ollama / vLLM builds answer to `response_format: json_schema`."""
+    error = {"message": "response_format type json_schema is not supported", "code": 400}
+    return Reply(status=400, body=json.dumps({"error": error}))
+
+
+class ChatServer:
+    """The server; `start()` binds a free loopback port, `stop()` shuts it down."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not yet used."""
+        return len(self._replies)
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers still delaying
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def _next(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if request.path != PATH:
+                return Reply(status=404, body='{"error": {"message": "not found"}}')
+            if not self._replies:
+                return Reply(status=500, body='{"error": {"message": "no scripted reply"}}')
+            return self._replies.popleft()
+
+
+def _completion(content: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1_767_225_600,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            reply = server._next(Request(self.path, headers, body))
+            if reply.delay and server._stopping.wait(reply.delay):
+                return
+            if reply.content is not None:
+                model = body.get("model", "") if isinstance(body, dict) else ""
+                payload = json.dumps(_completion(reply.content, model)).encode()
+            else:
+                payload = reply.body.encode()
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output clean
+
+    return Handler
