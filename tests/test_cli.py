@@ -242,7 +242,7 @@ def test_search_table_json_and_filters(tmp_path: Path) -> None:
             }
         )
     )
-    src = ok("ingest", str(convo)).stdout.split(":")[0]
+    src = ok_json("ingest", str(convo))[0]["sources"][0]
 
     out = ok("search", "peanuts").stdout
     assert mid in out and "memory" in out

@@ -46,27 +46,54 @@ def chat(tmp_path: Path) -> Path:
 def test_ingest_json_then_again_adds_nothing(chat: Path) -> None:
     init()
     out = ok("ingest", str(chat), "--title", "Marathon").stdout
-    src = out.split(":")[0]
-    assert src.startswith("s-") and "ingested 3 messages" in out
+    assert "(openai): 1 conversations, 3 messages" in out and "1 added" in out
+    (src,) = ok_json("sources")
+    assert src["title"] == "Marathon" and src["message_count"] == 3
     again = ok("ingest", str(chat)).stdout
-    assert again.startswith(src) and "already ingested" in again
-    data = ok_json("ingest", str(chat))
-    assert data["added"] is False and data["source"]["id"] == src
-    assert data["source"]["message_count"] == 3
+    assert "1 already in the vault" in again and "0 added, 0 updated, 0 unchanged" in again
+    (data,) = ok_json("ingest", str(chat))
+    assert data["format"] == "openai" and data["unchanged_sources"] == 1
+    assert data["sources"] == [src["id"]] and data["memories"]["added"] == 0
+
+
+def test_ingest_makes_memories_and_why_points_at_the_turn(chat: Path) -> None:
+    init()
+    (data,) = ok_json("ingest", str(chat))
+    (outcome,) = data["outcomes"]
+    assert outcome["decision"] == "add"
+    assert "Porto marathon" in outcome["text"]
+    why = ok_json("why", outcome["memory"])
+    (evidence,) = why["evidence"]
+    assert evidence["source"] == data["sources"][0] and evidence["turn"] == 1
+    assert evidence["role"] == "user" and "Porto marathon" in evidence["quote"]
+    assert evidence["timestamp"] == "2026-03-01T09:00:00.000Z"
+    out = ok("why", outcome["memory"][:6]).stdout
+    assert "turn 1 (user, 2026-03-01 09:00 UTC)" in out and "Porto marathon" in out
+
+
+def test_ingest_without_extraction_and_verbose(chat: Path, tmp_path: Path) -> None:
+    init()
+    out = ok("ingest", "--no-extract", str(chat)).stdout
+    assert "0 added" in out
+    assert ok_json("info")["memories"] == 0
+    other = tmp_path / "notes.md"
+    other.write_text("# Me\n\nI live in Lisbon and I work as a translator.\n")
+    out = ok("ingest", "-v", str(other)).stdout
+    assert "(markdown): 1 documents" in out and "add" in out and "Lisbon" in out
 
 
 def test_ingest_jsonl_uses_the_file_name_as_title(tmp_path: Path) -> None:
     init()
     path = tmp_path / "standup.jsonl"
     path.write_text("\n".join(json.dumps(m) for m in MESSAGES) + "\n")
-    data = ok_json("ingest", str(path))
-    assert data["added"] is True and data["source"]["title"] == "standup"
+    ok("ingest", str(path))
+    assert ok_json("sources")[0]["title"] == "standup"
 
 
 def test_sources_and_source(chat: Path) -> None:
     init()
     assert "no sources yet" in ok("sources").stdout
-    src = ok_json("ingest", str(chat), "--title", "Marathon")["source"]["id"]
+    src = ok_json("ingest", str(chat), "--title", "Marathon")[0]["sources"][0]
     out = ok("sources").stdout
     assert src in out and "Marathon" in out and "conversation" in out
     listed = ok_json("sources")
@@ -85,9 +112,9 @@ def test_sources_and_source(chat: Path) -> None:
         ('[{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]', "message 2"),
         ('{"role": "user", "content": "a"}\n{"role": "user", "content": "b"\n', "line 2"),
         ('[{"role": "user"}]', "message 1"),
-        ("[]", "no messages"),
+        ("[]", "empty list"),
         ("", "empty"),
-        ('{"messages": 3}', "expected a list"),
+        ('{"messages": 3}', "not a format memsync can import"),
     ],
 )
 def test_malformed_ingest_file_names_the_place_and_writes_nothing(
@@ -104,7 +131,8 @@ def test_malformed_ingest_file_names_the_place_and_writes_nothing(
 def test_ingest_missing_file(tmp_path: Path) -> None:
     init()
     one_line_error(run("ingest", str(tmp_path / "nope.json")), 7, "no such file")
-    one_line_error(run("ingest", str(tmp_path)), 7, "is a directory")
+    (tmp_path / "empty").mkdir()
+    one_line_error(run("ingest", str(tmp_path / "empty")), 2, "no files memsync can import")
 
 
 def test_info(chat: Path) -> None:
@@ -113,7 +141,8 @@ def test_info(chat: Path) -> None:
     ok("ingest", str(chat))
     data = ok_json("info")
     assert data["vault_id"] == made["vault_id"] and data["path"] == made["path"]
-    assert (data["memories"], data["sources"], data["embedder"]) == (1, 1, "hash-384@1")
+    # "one" and the memory made from the conversation
+    assert (data["memories"], data["sources"], data["embedder"]) == (2, 1, "hash-384@1")
     out = ok("info").stdout
     assert made["vault_id"] in out and "log entries" in out
 
@@ -123,9 +152,10 @@ def test_check_ok(chat: Path) -> None:
     add("one")
     ok("ingest", str(chat))
     out = ok("check").stdout
-    assert "log entries: 3" in out and "devices: 1" in out and "ok" in out
+    # the device, "one", the conversation and the memory made from it
+    assert "log entries: 4" in out and "devices: 1" in out and "ok" in out
     data = ok_json("check")
-    assert data["ok"] is True and data["problems"] == [] and data["entries"] == 3
+    assert data["ok"] is True and data["problems"] == [] and data["entries"] == 4
 
 
 def test_check_failure_lists_problems_and_exits_5(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +178,7 @@ def test_export_then_import_into_a_second_vault_is_idempotent(
     new = ok("edit", old, "--text", "Prefers very short answers").stdout.strip()
     gone = add("Forget me")
     ok("rm", gone)
-    ok("ingest", str(chat))
+    ok("ingest", "--no-extract", str(chat))
     out_file = tmp_path / "backup.jsonl"
     result = ok("export", str(out_file))
     assert "exported 1 sources and 2 memories" in result.stdout

@@ -85,6 +85,10 @@ class InvalidInput(MemsyncError):
     exit_code = 7
 
 
+class UnknownFormat(InvalidInput):
+    """A file is not in any format memsync can import."""
+
+
 class EmbedderError(MemsyncError):
     """The embedding model is missing, altered or failed to run."""
 

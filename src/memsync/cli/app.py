@@ -72,7 +72,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from memsync.cli import demo, maintenance, memories, setup, sources
+    from memsync.cli import capture, demo, maintenance, memories, profile, setup, sources
 
     for command in (
         setup.init,
@@ -82,9 +82,11 @@ def _register() -> None:
         memories.edit,
         memories.rm,
         memories.search,
-        sources.ingest,
+        capture.ingest,
         sources.list_sources,
         sources.source,
+        profile.profile,
+        profile.why,
         maintenance.info,
         maintenance.check,
         maintenance.export,
@@ -93,6 +95,7 @@ def _register() -> None:
         setup.lock,
         setup.recover,
         setup.passwd,
+        capture.config_command,
         demo.demo,
     ):
         cli.add_command(command)

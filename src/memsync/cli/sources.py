@@ -1,8 +1,6 @@
-"""Conversation commands: ingest, sources, source."""
+"""Source commands: sources, source."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 from rich.text import Text
@@ -11,36 +9,6 @@ from memsync import codec
 from memsync.cli import output
 from memsync.cli.options import json_option
 from memsync.cli.unlock import open_vault
-from memsync.ingest.messages import read_conversation
-
-
-@click.command()
-@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--title", help="A title for the conversation (default: its own, or the file name).")
-@json_option
-def ingest(file: Path, title: str | None, as_json: bool) -> None:
-    """Store a conversation file as a source whose turns are searchable.
-
-    FILE is JSON or JSON Lines: a list of OpenAI-style messages (role, content, and
-    optionally timestamp and name), or an object with "messages" and "title".
-
-    Ingesting the same conversation again adds nothing.
-
-    Example: memsync ingest chat.json --title "Trip planning"
-    """
-    conversation = read_conversation(file)  # a malformed file fails before any unlock
-    with open_vault() as vault, output.progress_bar("embedding turns") as progress:
-        result = vault.ingest(
-            conversation.messages, title=title or conversation.title or file.stem, progress=progress
-        )
-    src = result.source
-    if as_json:
-        output.print_json({"source": output.source_summary_json(src), "added": result.added})
-        return
-    if result.added:
-        click.echo(f"{src.id}: ingested {len(src.messages)} messages")
-    else:
-        click.echo(f"{src.id}: already ingested ({len(src.messages)} messages); nothing added")
 
 
 @click.command("sources")

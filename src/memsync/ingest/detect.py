@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memsync.codec import message_to_json
-from memsync.errors import InvalidInput
+from memsync.errors import InvalidInput, UnknownFormat
 from memsync.ingest.chatgpt import parse_chatgpt
 from memsync.ingest.claude import parse_claude
 from memsync.ingest.common import (
@@ -122,7 +122,7 @@ def _sniff(path: Path, max_bytes: int) -> _Sniffed:
     try:
         text = decode_text(data, name)
     except InvalidInput:
-        raise InvalidInput(f"{name}: {_UNKNOWN}; it is binary, not UTF-8 text") from None
+        raise UnknownFormat(f"{name}: {_UNKNOWN}; it is binary, not UTF-8 text") from None
     is_doc_name = path.suffix.lower() in DOCUMENT_SUFFIXES
     if _JSON_START.match(text):
         try:
@@ -190,9 +190,9 @@ def _classify(doc: object, name: str) -> Format:
             return Format.MEM0
         if isinstance(doc.get("messages"), list) or "role" in doc:
             return Format.OPENAI
-        raise InvalidInput(f"{name}: {_UNKNOWN}")
+        raise UnknownFormat(f"{name}: {_UNKNOWN}")
     if not isinstance(doc, list):
-        raise InvalidInput(f"{name}: {_UNKNOWN}")
+        raise UnknownFormat(f"{name}: {_UNKNOWN}")
     if not doc:
         raise InvalidInput(f"{name}: an empty list; nothing to import")
     first = doc[0]
@@ -205,4 +205,4 @@ def _classify(doc: object, name: str) -> Format:
         ):
             if key in first:
                 return fmt
-    raise InvalidInput(f"{name}: {_UNKNOWN}")
+    raise UnknownFormat(f"{name}: {_UNKNOWN}")
