@@ -221,6 +221,9 @@ class _Session:
                 }
             )
             self._retire(old, Status.INVALIDATED)
+        if plan.kind is Kind.SEMANTIC and new.kind is Kind.EPISODIC:
+            # An event that changed a lasting fact (a move, a new job) lasts itself.
+            new = replace(new, kind=Kind.SEMANTIC, valid_until=None)
         if plan.stale and old is not None:
             ends = old.valid_from or old.observed_at
             start = new.valid_from

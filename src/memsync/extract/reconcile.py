@@ -9,9 +9,10 @@ The offline rules, tried against each neighbour from the most similar down:
    Portugal") -> UPDATE.
 3. The same statement with the opposite polarity ("No longer eats meat" / "Eats meat") or
    the opposite sentiment ("Hates coffee" / "Loves coffee") -> INVALIDATE.
-4. Two episodic memories of the same thing: the same date -> NOOP; the old one's date
-   still ahead -> UPDATE (a plan that moved); its date passed and it came from another
-   session -> PROMOTE (a recurring thing becomes a lasting, semantic memory).
+4. Two episodic memories of the same thing: the same date -> NOOP; the old one a plan
+   still ahead -> UPDATE (the plan moved); a past event, or a plan whose date passed,
+   seen again on another day -> PROMOTE (a recurring thing becomes a lasting, semantic
+   memory).
 5. One statement's content words contain the other's: the candidate says less -> NOOP,
    says more -> UPDATE. Only a number changed ("Has two kids" -> "Has three kids") ->
    UPDATE.
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from memsync.extract.base import Candidate
@@ -71,13 +72,17 @@ _SLOTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "residence",
             r"^(?:now\s+)?(?:lives|is\s+living|is\s+based|resides|has\s+moved|moved|"
-            r"relocated)\s+(?:in|to)\s+(?P<v>.+?)(?=\s*,|\s+(?:since|for|with|and|near)\b|$)",
+            r"relocated)\s+(?:in|to)\s+(?P<v>.+?)(?=\s+(?:since|for|with|and|near|now)\b|$)",
         ),
-        ("employer", r"^(?:now\s+)?(?:works|is\s+working)\s+(?:at|for)\s+(?P<v>.+?)" + _TAIL),
+        (
+            "employer",
+            r"^(?:(?:works|is\s+working)\s+(?:at|for)|started\s+(?:a\s+new\s+job|working)\s+"
+            r"(?:at|for)|got\s+a\s+(?:new\s+)?job\s+(?:at|with)|joined)\s+(?P<v>.+?)" + _TAIL,
+        ),
         (
             "job",
-            r"^(?:now\s+)?(?:works|is\s+working)\s+as\s+(?:an?\s+)?(?P<v>.+?)"
-            r"(?=\s*,|\s+(?:at|for|in|since)\b|$)",
+            r"^(?:(?:works|is\s+working)\s+as|got\s+a\s+(?:new\s+)?job\s+as|started\s+"
+            r"working\s+as)\s+(?:an?\s+)?(?P<v>.+?)(?=\s*,|\s+(?:at|for|in|since)\b|$)",
         ),
         ("age", r"^is\s+(?P<v>\d{1,3})(?:\s+years?\s+old)?$"),
         ("name", r"^(?:name\s+is|is\s+called|goes\s+by|is\s+named)\s+(?P<v>.+)$"),
@@ -167,9 +172,12 @@ def strip_dates(text: str, today: datetime) -> str:
     return re.sub(r"\s{2,}", " ", stripped).strip(" ,.")
 
 
+_ADVERBS = re.compile(r"^(?:(?:actually|just|recently|finally|now|also|currently)\s+)+", re.I)
+
+
 def _slot(text: str, category: Category | None) -> tuple[str, frozenset[str]] | None:
     """(slot name, value words) when the statement fills an exclusive slot."""
-    text = text.strip().rstrip(".")
+    text = _ADVERBS.sub("", text.strip().rstrip("."))
     for name, pattern in _SLOTS:
         m = pattern.match(text)
         if m:
@@ -227,19 +235,33 @@ def _supersede_or_stale(
     return Plan(decision, old, reason, ends_at=ends if decision is Decision.INVALIDATE else None)
 
 
+def _slot_change(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
+    """Two statements about the same exclusive slot. An event that changes a slot
+    ("Moved to Porto in February 2026") counts as a lasting statement of it."""
+    if n.kind is not Kind.SEMANTIC:
+        return None
+    event = c.kind is Kind.EPISODIC
+    cs = _slot(strip_dates(c.text, observed) if event else c.text, c.category)
+    ns = _slot(n.text, n.category)
+    if not (cs and ns and cs[0] == ns[0]):
+        return None
+    if cs[1] == ns[1] or cs[1] < ns[1]:
+        return Plan(Decision.NOOP, n, f"same {cs[0]}")
+    if ns[1] < cs[1]:
+        return _supersede_or_stale(c, n, Decision.UPDATE, f"more detail on {cs[0]}", observed)
+    plan = _supersede_or_stale(c, n, Decision.INVALIDATE, f"{cs[0]} changed", observed)
+    return replace(plan, kind=Kind.SEMANTIC) if event else plan
+
+
 def _rules(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
     """The decision the offline rules reach for the pair, or None when they cannot tell."""
     cw, nw = words(c.text), words(n.text)
     if cw == nw:
         return Plan(Decision.NOOP, n, "same statement")
     both_semantic = c.kind is Kind.SEMANTIC and n.kind is Kind.SEMANTIC
-    cs, ns = _slot(c.text, c.category), _slot(n.text, n.category)
-    if both_semantic and cs and ns and cs[0] == ns[0]:
-        if cs[1] == ns[1] or cs[1] < ns[1]:
-            return Plan(Decision.NOOP, n, f"same {cs[0]}")
-        if ns[1] < cs[1]:
-            return _supersede_or_stale(c, n, Decision.UPDATE, f"more detail on {cs[0]}", observed)
-        return _supersede_or_stale(c, n, Decision.INVALIDATE, f"{cs[0]} changed", observed)
+    plan = _slot_change(c, n, observed)
+    if plan is not None:
+        return plan
     (c_neg, c_core), (n_neg, n_core) = _polarity(c.text), _polarity(n.text)
     if c_neg != n_neg and c_core and c_core == n_core:
         return _supersede_or_stale(c, n, Decision.INVALIDATE, "opposite statement", observed)
@@ -254,7 +276,7 @@ def _rules(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
             return plan
     if cw and cw <= nw:
         return Plan(Decision.NOOP, n, "says nothing new")
-    if nw < cw and len(nw) >= 2:
+    if nw and nw < cw:
         if c.kind is Kind.EPISODIC and n.kind is Kind.SEMANTIC:
             return None  # an event involving a lasting fact is not a new version of it
         return _supersede_or_stale(c, n, Decision.UPDATE, "adds detail", observed)
@@ -270,7 +292,9 @@ def _episodes(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
         return None
     if c.valid_until == n.valid_until or words(c.text) == words(n.text):
         return Plan(Decision.NOOP, n, "same event")
-    if n.valid_until is not None and n.valid_until > observed:
+    # A plan starts when it is observed; a past event starts on its own (earlier) day.
+    planned = n.valid_from is None or n.valid_from >= n.observed_at - timedelta(hours=1)
+    if planned and n.valid_until is not None and n.valid_until > observed:
         return Plan(Decision.UPDATE, n, "the plan changed")
     if _day(n) != observed.date().isoformat():
         return Plan(
