@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from memsync import config
-from memsync.capture import IngestReport
+from memsync.capture import IngestReport, Outcome
 from memsync.cli import output
 from memsync.cli.options import json_option
 from memsync.cli.unlock import open_vault, vault_paths
@@ -148,7 +149,7 @@ def ingest(
             if not as_json:
                 click.echo(_summary(path, batch, report))
                 if verbose:
-                    output.console().print(_decisions_table(report))
+                    output.console().print(decisions_table(report.outcomes))
     if as_json:
         output.print_json([report_json(p, b, r) for p, b, r in results])
 
@@ -172,12 +173,14 @@ def _retitled(batch: ImportBatch, title: str) -> ImportBatch:
     return replace(batch, documents=(replace(batch.documents[0], title=title),))
 
 
-def _decisions_table(report: IngestReport) -> Table:
+def decisions_table(outcomes: Sequence[Outcome]) -> Table:
+    """One row per memory decision: what was added, matched or replaced, and why."""
     table = Table(box=None, show_header=True, pad_edge=False)
-    for col in ("decision", "memory", "replaces", "text", "why"):
-        table.add_column(col, no_wrap=col in ("decision", "memory", "replaces"))
-    for o in report.outcomes:
-        table.add_row(o.decision.value, o.memory_id, o.target_id or "", Text(o.text), o.reason)
+    for col in ("decision", "memory", "acts on", "text", "why"):
+        table.add_column(col, no_wrap=col in ("decision", "memory", "acts on"))
+    for o in outcomes:
+        other = o.target_id if o.target_id != o.memory_id else "(same)"
+        table.add_row(o.decision.value, o.memory_id, other or "", Text(o.text), o.reason)
     return table
 
 

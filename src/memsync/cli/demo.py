@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.text import Text
 
 from memsync.cli import output
+from memsync.cli.capture import decisions_table
+from memsync.cli.profile import profile_view, why_view
 from memsync.cli.unlock import kdf_params
+from memsync.extract.decision import Decision
 from memsync.model import Category, Kind, Message
 from memsync.vault import Vault
 
@@ -52,25 +55,32 @@ MEMORIES: list[tuple[str, Kind, Category, tuple[str, ...], int, int | None]] = [
 # fmt: on
 
 CONVERSATION = [
-    ("user", "Can you help me plan the first three days in Tokyo? We land at Haneda."),
+    ("user", "Can you help me plan the first three days in Tokyo?"),
     (
         "assistant",
         "Sure. Stay near Shinjuku for easy train links: day one Shinjuku Gyoen "
         "and Omoide Yokocho, day two Asakusa and the Sumida river, day three a "
         "day trip to Kamakura.",
     ),
-    ("user", "Remember I can't have peanuts. Is street food risky?"),
+    ("user", "Remember I'm allergic to peanuts. Is street food risky?"),
     (
         "assistant",
         "Peanut oil and crushed peanuts turn up in some sauces and sweets, so "
         "carry an allergy card in Japanese and ask before ordering.",
     ),
-    ("user", "Great, and we'd like one nice dinner, vegetarian, not too expensive."),
+    ("user", "Great. Any ideas for one nice dinner? I'm vegetarian."),
     (
         "assistant",
         "Try a shojin ryori temple restaurant: Buddhist vegetarian cooking, "
         "set menus from about 3,000 yen.",
     ),
+]
+# A week later: a changed job ends the old one; a new relation is added.
+LATER = [
+    ("user", "Quick update: I work as a product manager at Fable Health now."),
+    ("assistant", "Congratulations on the new role!"),
+    ("user", "Also my sister Ana's birthday is on 12 June, remind me to plan something."),
+    ("assistant", "Noted: Ana's birthday on 12 June."),
 ]
 
 SEARCHES = [
@@ -123,26 +133,42 @@ def run_demo(home: Path, con: Console) -> str:
         page = vault.list(limit=len(MEMORIES))
         con.print(output.memory_table(page.items))
 
-        _step(con, "3. Ingest a conversation", "memsync ingest tokyo-chat.json")
-        start = now - timedelta(days=2)
-        messages = [
-            Message(role, text, timestamp=start + timedelta(minutes=i))
-            for i, (role, text) in enumerate(CONVERSATION)
-        ]
-        src = vault.ingest(messages, title="Planning Tokyo").source
-        con.print(
-            Text(f"{src.id}: ingested {len(src.messages)} messages; every turn is searchable")
+        def chat(turns: list[tuple[str, str]], days_ago: int) -> list[Message]:
+            start = now - timedelta(days=days_ago)
+            return [
+                Message(role, text, timestamp=start + timedelta(minutes=i))
+                for i, (role, text) in enumerate(turns)
+            ]
+
+        _step(
+            con,
+            "3. Ingest a conversation: what you said becomes memories, reconciled",
+            "memsync ingest -v tokyo-chat.json",
         )
+        first = vault.ingest(chat(CONVERSATION, 9), title="Planning Tokyo")
+        con.print(Text(f"{first.source.id}: {len(first.source.messages)} messages stored"))
+        con.print(decisions_table(first.outcomes))
+        _step(con, None, "memsync ingest -v new-job.json")
+        later = vault.ingest(chat(LATER, 2), title="New job")
+        con.print(decisions_table(later.outcomes))
 
         for i, query in enumerate(SEARCHES):
             title = "4. Search memories and turns by meaning, not just by words" if i == 0 else None
             _step(con, title, f'memsync search "{query}" -k 3')
             con.print(output.hits_table(vault.search(query, k=3)))
 
+        noop = next((o for o in first.outcomes if o.decision is Decision.NOOP), None)
+        if noop is not None:
+            _step(con, "5. Why: where a memory came from", f"memsync why {noop.memory_id}")
+            con.print(why_view(vault.why(noop.memory_id)))
+
+        _step(con, "6. Your profile, built offline from lasting memories", "memsync profile")
+        con.print(profile_view(vault.profile()))
+
         old = vault.get(ids["japanese"])
         _step(
             con,
-            "5. Edit: the old version is superseded, never overwritten",
+            "7. Edit: the old version is superseded, never overwritten",
             f'memsync edit {old.id} --text "…"; memsync show <new id>',
         )
         new = vault.edit(
@@ -150,7 +176,7 @@ def run_demo(home: Path, con: Console) -> str:
         )
         con.print(output.memory_detail(new, vault.history(new.id)))
 
-        _step(con, "6. Verify the signed log and rebuild the state from it", "memsync check")
+        _step(con, "8. Verify the signed log and rebuild the state from it", "memsync check")
         report = vault.check()
         verdict = "ok" if report.ok else f"{len(report.problems)} problems"
         con.print(Text(f"{report.entries} log entries from {report.devices} device: {verdict}"))
@@ -169,7 +195,9 @@ def run_demo(home: Path, con: Console) -> str:
 def demo(home: Path | None, keep: bool) -> None:
     """Run an offline tour on a throw-away vault.
 
-    It adds memories, ingests a conversation, searches, edits and checks.
+    It adds memories, ingests two conversations (memories are extracted and reconciled
+    with what the vault knows), searches, explains a memory, shows the profile, edits
+    and checks.
 
     Your own vault is not touched. Uses the real embedding model, on this machine.
 

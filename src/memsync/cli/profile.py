@@ -36,10 +36,10 @@ def profile(rebuild: bool, as_json: bool) -> None:
     if as_json:
         output.print_json(profile_to_json(built))
         return
-    output.console().print(_profile_view(built))
+    output.console().print(profile_view(built))
 
 
-def _profile_view(p: Profile) -> Group:
+def profile_view(p: Profile) -> Group:
     if not p.memory_count:
         return Group(Text("no lasting memories yet: `memsync ingest` a conversation or export"))
     parts: list[Text | Table] = [Text(p.bio or "(no bio yet)", style="bold"), Text("")]
@@ -110,7 +110,7 @@ def why(memory_id: str, as_json: bool) -> None:
             }
         )
         return
-    output.console().print(_why_view(explanation))
+    output.console().print(why_view(explanation))
 
 
 def _evidence_view(e: Evidence) -> Text:
@@ -143,7 +143,7 @@ def _evidence_view(e: Evidence) -> Text:
     return text
 
 
-def _why_view(x: Explanation) -> Group:
+def why_view(x: Explanation) -> Group:
     m = x.memory
     parts: list[Text | Group] = [
         Text.assemble(

@@ -346,4 +346,6 @@ def decide(
             return Plan(Decision.NOOP, target, reason)
         if verdict.decision in (Decision.UPDATE, Decision.INVALIDATE):
             return _supersede_or_stale(candidate, target, verdict.decision, reason, observed_at)
-    return Plan(Decision.ADD, None, "new" if not hard else "close to others, judged new")
+    return Plan(
+        Decision.ADD, None, "new" if not hard else "new (similar memories say something else)"
+    )
