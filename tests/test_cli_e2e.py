@@ -58,7 +58,7 @@ def test_demo_home_keeps_the_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert passphrase
     monkeypatch.setenv("MEMSYNC_HOME", str(where))
     monkeypatch.setenv("MEMSYNC_PASSPHRASE", passphrase.group(1))
-    # 12 added by hand; the job changed; two about Ana (one promoted), one superseded
+    # 12 by hand; the new job replaces the old one; one new memory about Ana
     assert ok_json("info")["memories"] == 13
 
 
