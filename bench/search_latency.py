@@ -157,7 +157,7 @@ def measure_parts(vault: Vault, queries: Sequence[str]) -> dict[str, Summary]:
     """Each step of `Vault.search` timed on its own, in the order and with the inputs it
     has there (keyword half, query embedding, vector half, hydration of the top k)."""
     depth = max(50, K * 5)
-    index = vault._vector_index()
+    index = vault.vector_index()
     times: dict[str, list[float]] = {"embed": [], "keyword": [], "vector": [], "hydrate": []}
     for q in queries:
 

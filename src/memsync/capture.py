@@ -4,6 +4,8 @@ reconciled memories.
 Each source is stored in one transaction together with every memory decision made about
 it, so an interrupted import leaves whole sources behind and running it again resumes
 where it stopped (a source already in the vault is recognised by its digest and skipped).
+This module reconciles candidates and stores them with their source (`store`); building
+the source for each kind of input is in `ingest_flow`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from memsync.extract.base import Candidate, Extractor
 from memsync.extract.classify import guess_category
 from memsync.extract.decision import Decision
 from memsync.extract.reconcile import Judge, Neighbour, Plan, decide
+from memsync.ids import new_id
 from memsync.ingest.types import ImportedMemory
 from memsync.model import Kind, Memory, Message, Provenance, SearchFilters, Source, Status
 from memsync.retrieval import search as hybrid
@@ -134,8 +137,6 @@ class _Session:
         return found
 
     def _memory(self, c: Candidate, tags: Iterable[str], observed: datetime) -> Memory:
-        from memsync.vault import new_id
-
         return Memory(
             id=new_id("m"),
             text=c.text.strip(),

@@ -7,18 +7,38 @@ phone a hosted endpoint).
 
 `memsync config llm.base_url http://localhost:11434/v1` sets a value; `SETTINGS` lists
 every key with its meaning, and `parse_value` checks a value before it is stored.
+`extractor_for`, `judge_for` and `summarizer_for` pick the backends the settings choose;
+`memsync.llm` (and httpx with it) is imported only when a model is configured.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from memsync.errors import CorruptVault, UsageError
+from memsync.extract.base import Extractor
+from memsync.extract.profile import KeepPrivateLocal, RuleSummarizer, Summarizer
+from memsync.extract.reconcile import Judge
+from memsync.extract.rules import RuleExtractor
 
-__all__ = ["SETTINGS", "Settings", "decode", "describe", "encode", "parse_value"]
+if TYPE_CHECKING:
+    from memsync.llm import ChatModel
+
+__all__ = [
+    "SETTINGS",
+    "Settings",
+    "chat_model_for",
+    "decode",
+    "describe",
+    "encode",
+    "extractor_for",
+    "judge_for",
+    "parse_value",
+    "summarizer_for",
+]
 
 
 @dataclass(frozen=True)
@@ -133,3 +153,55 @@ def decode(text: str | None) -> Settings:
         return Settings(**{k: v for k, v in data.items() if k in known})
     except (ValueError, TypeError, AttributeError):
         raise CorruptVault("the stored settings are unreadable") from None
+
+
+# The backends the settings choose.
+
+
+def extractor_for(settings: Settings) -> Extractor:
+    """The extractor the settings choose: the offline rules, or the configured LLM."""
+    if settings.extractor != "llm":
+        return RuleExtractor()
+    from memsync.llm import LLMExtractor
+
+    return LLMExtractor(chat_model_for(settings, "extractor is llm"))
+
+
+def judge_for(settings: Settings) -> Judge | None:
+    """The LLM that decides hard reconciliation cases, when one is configured."""
+    if not (settings.llm_configured and settings.reconcile_with_llm):
+        return None
+    from memsync.llm import LLMJudge
+
+    return LLMJudge(chat_model_for(settings, "reconcile.llm is on"))
+
+
+def summarizer_for(settings: Settings) -> Summarizer:
+    """Who writes the profile: the configured LLM, or the offline rules. Private
+    memories are always summarised on this device."""
+    if not (settings.llm_configured and settings.profile_with_llm):
+        return RuleSummarizer()
+    from memsync.llm import LLMSummarizer
+
+    return KeepPrivateLocal(LLMSummarizer(chat_model_for(settings, "profile.llm is on")))
+
+
+def chat_model_for(settings: Settings, why: str) -> ChatModel:
+    """The configured model; `why` (the setting that needs one) names the cause when
+    none is configured."""
+    if not settings.llm_configured:
+        raise UsageError(
+            f"{why} but no model is configured: set llm.base_url and llm.model "
+            "with `memsync config`"
+        )
+    from memsync.llm import LLMSettings, OpenAIChat
+
+    assert settings.llm_base_url is not None and settings.llm_model is not None
+    return OpenAIChat(
+        LLMSettings(
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            timeout=settings.llm_timeout,
+        )
+    )
