@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 Vector = npt.NDArray[np.float32]
 NEIGHBOURS = 8  # similar memories each candidate is compared with
+CONTEXT_TURNS = 2  # turns before the new ones an extractor sees again
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,19 @@ class IngestReport:
         )
 
 
+def _turn_key(m: Message) -> tuple[str, str, str | None, str | None]:
+    return (m.role, m.content, codec.iso(m.timestamp), m.name)
+
+
+def same_turn(a: Message, b: Message) -> bool:
+    """Whether two messages are the same turn as the vault stores it (time in ms)."""
+    return _turn_key(a) == _turn_key(b)
+
+
 def digest_messages(messages: Sequence[Message], offsets: Sequence[int] = ()) -> str:
     h = hashlib.sha256()
     for m in messages:
-        h.update(repr((m.role, m.content, codec.iso(m.timestamp), m.name)).encode())
+        h.update(repr(_turn_key(m)).encode())
     if offsets:
         h.update(repr(tuple(offsets)).encode())
     return h.hexdigest()
@@ -276,8 +286,20 @@ def extract(
     extractor: Extractor, messages: Sequence[Message], *, now: datetime, first_turn: int = 0
 ) -> list[tuple[Candidate, tuple[str, ...]]]:
     """The extractor's candidates from turns at or after `first_turn` (earlier turns were
-    read when an earlier version of the same conversation was imported)."""
-    return [(c, ()) for c in extractor.extract(messages, now=now) if c.turn >= first_turn]
+    read when an earlier version of the same conversation was imported). Only the new
+    turns and the two before them (for context, such as a question the user confirms)
+    are given to the extractor, so a model is not asked about the old turns again."""
+    start = max(0, first_turn - CONTEXT_TURNS)
+    found = extractor.extract(messages[start:], now=now)
+    shifted = [
+        replace(
+            c,
+            turn=c.turn + start,
+            confirmed_by=None if c.confirmed_by is None else c.confirmed_by + start,
+        )
+        for c in found
+    ]
+    return [(c, ()) for c in shifted if c.turn >= first_turn]
 
 
 def imported_candidate(m: ImportedMemory, index: int, now: datetime) -> Candidate:

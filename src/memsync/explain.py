@@ -85,7 +85,8 @@ def _evidence(p: Provenance, source: Source | None) -> Evidence:
         before=text[max(0, start - CONTEXT) : start],
         after=text[end : end + CONTEXT],
         offset=offset,
-        heading=message.name if source.kind is SourceKind.DOCUMENT else None,
+        # Only a document's chunks carry a heading path in `name` (and have offsets).
+        heading=message.name if source.offsets else None,
     )
 
 

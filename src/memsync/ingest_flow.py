@@ -222,7 +222,8 @@ def turns_seen(
     ).fetchall():
         old = state.get_source(vault.conn, str(sid)).messages
         n = 0
-        while n < min(len(old), len(messages)) and old[n] == messages[n]:
+        # Compared as stored: timestamps keep milliseconds, not an export's microseconds.
+        while n < min(len(old), len(messages)) and capture.same_turn(old[n], messages[n]):
             n += 1
         seen = max(seen, n)
     return seen

@@ -336,7 +336,9 @@ def decide(
         shared = len(cw & nw) / max(1, min(len(cw), len(nw)))
         if nb.similarity >= AMBIGUOUS or shared >= _OVERLAP:
             hard.append(nb.memory)
-    if hard and judge is not None:
+    # The judge may be a remote model: private memories are never shown to it.
+    hard = [m for m in hard if m.category is not Category.PRIVATE]
+    if hard and judge is not None and candidate.category is not Category.PRIVATE:
         verdict = judge.judge(candidate, hard)
         target = next((m for m in hard if m.id == verdict.target), None)
         reason = f"{judge.name}: {verdict.reason}".strip()
