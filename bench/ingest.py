@@ -7,8 +7,13 @@ session, in date order, into a fresh vault with the default MiniLM embedder, thr
 1. full ingest (`Vault.ingest(..., extract=True)`, the offline rule extractor): wall time,
    turns/s, candidates and decisions, the time spent inside `embed` (turns and memories);
 2. embedding alone: the same turn texts (non-system, non-empty) through the bare
-   embedder in batches of 64, the batch size `Vault.ingest` uses;
+   embedder in batches of 64 (the batch size `Vault.ingest` uses), and again in one call
+   per session, the calls `Vault.ingest` makes (each session is one transaction);
+   `--single` adds one text per call;
 3. ingest without extraction (`extract=False`): storage and turn embedding only.
+
+It also counts tokens: how many the turns have (truncated at the model's 256) and how
+many the model runs on once each batch is padded to its longest text.
 
 The embedder is wrapped in a timing class that delegates to the real model and sums the
 time spent in `embed`; the extractor likewise. Target: full ingest within 1.5x of the
@@ -57,7 +62,7 @@ PASSPHRASE = "benchmark vault passphrase, not a secret"
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "longmemeval"
 S_FILE = "longmemeval_s_cleaned.498.json.zst"
-BATCH = 64  # texts per embed call, as in Vault._embed_items
+BATCH = 64  # texts per embed call, as in memsync.retrieval.vectors.embed_items
 TARGET = 1.5
 
 
@@ -87,12 +92,19 @@ class Haystack:
 
     def turn_texts(self) -> list[str]:
         """The texts `Vault.ingest` indexes (and so embeds): non-system, non-empty turns."""
+        return [t for batch in self.session_texts() for t in batch]
+
+    def session_texts(self) -> list[list[str]]:
+        """The same texts grouped by session, as `Vault.ingest` embeds them."""
         return [
-            m.content
+            [m.content for m in s.messages if m.role not in UNINDEXED_ROLES and m.content.strip()]
             for s in self.sessions
-            for m in s.messages
-            if m.role not in UNINDEXED_ROLES and m.content.strip()
         ]
+
+    def batches(self) -> list[list[str]]:
+        """The same texts in consecutive batches of BATCH."""
+        texts = self.turn_texts()
+        return [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
 
     @property
     def chars(self) -> int:
@@ -208,7 +220,10 @@ class Result:
     indexed_turns: int
     chars: int
     full: list[Run] = field(default_factory=list)
-    bare: list[float] = field(default_factory=list)  # embedding alone, seconds
+    bare: list[float] = field(default_factory=list)  # embedding alone, batches of 64, s
+    bare_session: list[float] = field(default_factory=list)  # one call per session, s
+    bare_single: list[float] = field(default_factory=list)  # one text per call, s
+    tokens: dict[str, float] = field(default_factory=dict)
     plain: list[Run] = field(default_factory=list)  # extract=False
 
 
@@ -272,12 +287,43 @@ def ingest_run(
     )
 
 
-def embed_alone(texts: Sequence[str], embedder: Embedder) -> float:
+def embed_alone(calls: Sequence[Sequence[str]], embedder: Embedder) -> float:
+    """Seconds to embed `calls`, one `embed` call each, with the bare embedder."""
     gc.collect()
     start = time.perf_counter()
-    for i in range(0, len(texts), BATCH):
-        embedder.embed(texts[i : i + BATCH])
+    for texts in calls:
+        if texts:
+            embedder.embed(texts)
     return time.perf_counter() - start
+
+
+def token_counts(hay: Haystack, embedder: MiniLMEmbedder) -> dict[str, float]:
+    """Tokens of the turns, and tokens the model runs on once batches are padded.
+
+    MiniLMEmbedder sorts each call's texts by length and runs them `batch_size` at a time,
+    each run padded to its longest text; this repeats that arithmetic."""
+    tokenizer, _ = embedder._loaded()  # the embedder's own tokenizer, truncating at 256
+
+    def lengths(texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
+
+    def padded(calls: Sequence[Sequence[str]]) -> int:
+        total = 0
+        for texts in calls:
+            ls = sorted(lengths(texts))
+            for i in range(0, len(ls), embedder.batch_size):
+                run = ls[i : i + embedder.batch_size]
+                total += max(run) * len(run)
+        return total
+
+    real = lengths(hay.turn_texts())
+    return {
+        "tokens": sum(real),
+        "mean": statistics.mean(real),
+        "at_cap": sum(n >= embedder.max_length for n in real) / len(real),
+        "padded_batches": padded(hay.batches()),
+        "padded_sessions": padded(hay.session_texts()),
+    }
 
 
 def temp_root() -> Path:
@@ -303,6 +349,9 @@ def summary(results: Sequence[Result], repeats: int) -> dict[str, Any]:
     indexed = sum(r.indexed_turns for r in results)
     full = totals(lambda r, i: r.full[i].wall_s)
     bare = totals(lambda r, i: r.bare[i])
+    bare_session = totals(lambda r, i: r.bare_session[i])
+    single = all(r.bare_single for r in results)
+    bare_single = totals(lambda r, i: r.bare_single[i]) if single else None
     plain = totals(lambda r, i: r.plain[i].wall_s)
     embed_in_full = totals(lambda r, i: r.full[i].embed_total_s)
     embed_turns = totals(lambda r, i: r.full[i].embed_s["turns"])
@@ -310,8 +359,11 @@ def summary(results: Sequence[Result], repeats: int) -> dict[str, Any]:
     embed_in_plain = totals(lambda r, i: r.plain[i].embed_total_s)
     extract = totals(lambda r, i: r.full[i].extract_s)
     decisions: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
     for r in results:
         decisions.update(r.full[0].decisions)
+        tokens.update({k: v for k, v in r.tokens.items() if k.startswith(("tokens", "padded"))})
+    at_cap = sum(r.tokens["at_cap"] * r.indexed_turns for r in results)
     return {
         "questions": len(results),
         "sessions": sum(r.sessions for r in results),
@@ -332,12 +384,21 @@ def summary(results: Sequence[Result], repeats: int) -> dict[str, Any]:
         "decisions": dict(decisions),
         "bare_s": bare,
         "bare_turns_per_s": indexed / bare,
+        "bare_session_s": bare_session,
+        "bare_single_s": bare_single,
+        "tokens": tokens["tokens"],
+        "tokens_mean": tokens["tokens"] / indexed,
+        "turns_at_cap": at_cap / indexed,
+        "padded_batches": tokens["padded_batches"],
+        "padded_sessions": tokens["padded_sessions"],
         "plain_s": plain,
         "plain_turns_per_s": turns / plain,
         "plain_embed_s": embed_in_plain,
         "plain_other_s": plain - embed_in_plain,
         "ratio_full_bare": full / bare,
+        "ratio_full_own_turn_embed": full / embed_turns,
         "ratio_plain_bare": plain / bare,
+        "ratio_session_bare": bare_session / bare,
         "target": TARGET,
         "met": full / bare <= TARGET,
     }
@@ -374,31 +435,50 @@ def report(results: Sequence[Result], repeats: int) -> str:
         + ", ".join(f"{k} {v}" for k, v in d.items() if v or k in ("add", "noop")),
         f"embedding alone {s['bare_s']:7.2f} s  {s['bare_turns_per_s']:6.1f} turns/s"
         f"  (bare embedder, batches of {BATCH})",
+        f"  per session   {s['bare_session_s']:7.2f} s  (one call per session, as ingest calls"
+        f" it: {s['ratio_session_bare']:.2f}x the batches of {BATCH})",
+        *(
+            [f"  one by one    {s['bare_single_s']:7.2f} s  (one text per call)"]
+            if s["bare_single_s"] is not None
+            else []
+        ),
+        f"  tokens        {s['tokens']:,.0f} in the turns (mean {s['tokens_mean']:.0f},"
+        f" {s['turns_at_cap'] * 100:.0f}% cut at 256); after padding:"
+        f" {s['padded_batches']:,.0f} in batches of {BATCH},"
+        f" {s['padded_sessions']:,.0f} per session",
         f"no extraction   {s['plain_s']:7.2f} s  {s['plain_turns_per_s']:6.1f} turns/s"
         f"  (inside embed {s['plain_embed_s']:.2f} s, the rest {s['plain_other_s']:.2f} s)",
         f"full / embedding alone: {s['ratio_full_bare']:.2f}x "
         f"(target <= {TARGET}x: {'met' if s['met'] else 'NOT met'}); "
         f"no extraction / embedding alone: {s['ratio_plain_bare']:.2f}x",
+        f"full / its own turn embedding (same runs, so the same load on the machine): "
+        f"{s['ratio_full_own_turn_embed']:.2f}x",
     ]
     return "\n".join(lines)
 
 
-def profile_full(hay: Haystack, embedder: Embedder, root: Path, sort: str, top: int) -> str:
+def profile_full(
+    hay: Haystack, embedder: Embedder, root: Path, sorts: Sequence[str], top: int
+) -> str:
     profiler = cProfile.Profile()
 
     def wrap(work: Callable[[], None]) -> None:
         profiler.runcall(work)
 
     run = ingest_run(hay, embedder, root, extract=True, wrap=wrap)
-    buf = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buf)
-    stats.strip_dirs().sort_stats(sort).print_stats(top)
-    head = (
+    parts = [
         f"cProfile of one full ingest of {hay.question_id} ({run.turns} turns, "
-        f"{run.wall_s:.2f} s under the profiler, {run.embed_total_s:.2f} s inside embed), "
-        f"top {top} by {sort}:"
-    )
-    return head + "\n" + buf.getvalue().rstrip()
+        f"{run.wall_s:.2f} s under the profiler, {run.embed_total_s:.2f} s inside embed)"
+    ]
+    for sort in sorts:
+        buf = io.StringIO()
+        stats = pstats.Stats(profiler, stream=buf)
+        stats.strip_dirs().sort_stats(sort).print_stats(top)
+        body = buf.getvalue().strip().split("\n")
+        # Keep the table; pstats' preamble (call count, "Ordered by", ...) is said above.
+        first = next(i for i, line in enumerate(body) if "ncalls" in line)
+        parts.append(f"top {top} by {sort}:\n" + "\n".join(body[first:]))
+    return "\n\n".join(parts)
 
 
 def ort_version() -> str:
@@ -428,12 +508,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="runs of each measurement (default: %(default)s)"
     )
     parser.add_argument(
+        "--single", action="store_true", help="also time embedding one text per call"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also profile one full ingest (cProfile)"
     )
     parser.add_argument(
         "--profile-sort",
-        default="cumulative",
-        help="pstats sort key for --profile (default: %(default)s; e.g. tottime)",
+        default="cumulative,tottime",
+        help="comma-separated pstats sort keys, one table each (default: %(default)s)",
     )
     parser.add_argument(
         "--profile-top", type=int, default=20, help="rows of the profile (default: 20)"
@@ -463,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             h.turns,
             len(h.turn_texts()),
             h.chars,
+            tokens=token_counts(h, embedder),
         )
         for h in haystacks
     ]
@@ -471,17 +555,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(args.repeat):
             for hay, res in zip(haystacks, results, strict=True):
                 res.full.append(ingest_run(hay, embedder, root, extract=True))
-                res.bare.append(embed_alone(hay.turn_texts(), embedder))
+                res.bare.append(embed_alone(hay.batches(), embedder))
+                res.bare_session.append(embed_alone(hay.session_texts(), embedder))
+                if args.single:
+                    res.bare_single.append(embed_alone([[t] for t in hay.turn_texts()], embedder))
                 res.plain.append(ingest_run(hay, embedder, root, extract=False))
                 f = res.full[-1]
                 log(
                     f"[{i + 1}/{args.repeat}] {hay.question_id}: full {f.wall_s:.2f} s "
-                    f"(embed {f.embed_total_s:.2f} s), bare {res.bare[-1]:.2f} s, "
+                    f"(embed {f.embed_total_s:.2f} s), bare {res.bare[-1]:.2f} s "
+                    f"(per session {res.bare_session[-1]:.2f} s), "
                     f"no extraction {res.plain[-1].wall_s:.2f} s"
                 )
         if args.profile:
             profile = profile_full(
-                haystacks[0], embedder, root, args.profile_sort, args.profile_top
+                haystacks[0],
+                embedder,
+                root,
+                [k.strip() for k in args.profile_sort.split(",") if k.strip()],
+                args.profile_top,
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
