@@ -30,11 +30,9 @@ import gc
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -49,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from common import log, run_header
 from memsync import Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.extract.base import Candidate, Extractor
@@ -64,10 +63,6 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "longmemeval"
 S_FILE = "longmemeval_s_cleaned.498.json.zst"
 BATCH = 64  # texts per embed call, as in memsync.retrieval.vectors.embed_items
 TARGET = 1.5
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # Data.
@@ -481,12 +476,6 @@ def profile_full(
     return "\n\n".join(parts)
 
 
-def ort_version() -> str:
-    import onnxruntime
-
-    return str(onnxruntime.__version__)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -587,15 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "command": " ".join(["python", *sys.argv]),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "platform": platform.platform(),
-                        "python": platform.python_version(),
-                        "numpy": np.__version__,
-                        "onnxruntime": ort_version(),
-                    },
+                    **run_header(),
                     "repeat": args.repeat,
                     "summary": summary(results, args.repeat),
                     "results": [asdict(r) for r in results],

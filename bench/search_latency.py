@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
+from common import log, run_header
 from memsync import SearchFilters, Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.retrieval import search as hybrid
@@ -42,10 +40,6 @@ PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = Path(__file__).resolve().parent / "out"
 K = 10
 WARMUP = 10
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -211,12 +205,6 @@ def report(results: Sequence[SizeResult]) -> str:
     return "\n".join(lines)
 
 
-def ort_version() -> str:
-    import onnxruntime
-
-    return str(onnxruntime.__version__)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -248,15 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "command": " ".join(["python", *sys.argv]),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "platform": platform.platform(),
-                        "python": platform.python_version(),
-                        "numpy": np.__version__,
-                        "onnxruntime": ort_version(),
-                    },
+                    **run_header(),
                     "k": K,
                     "queries": args.queries,
                     "seed": args.seed,

@@ -11,9 +11,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
+
+from memsync.model import Message
 
 PATH = "/v1/chat/completions"
 
@@ -147,3 +153,67 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
     return Handler
+
+
+# Scripted material shared by the tests of the LLM backend and of capture with a model.
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # a Sunday
+CONVERSATION = [
+    Message("user", "Hi! I work as a nurse in Leeds.", T0),
+    Message("assistant", "Nice to meet you. How can I help?", T0 + timedelta(minutes=1)),
+    Message("user", "I have a Dentist appointment next Friday, ugh.", T0 + timedelta(minutes=2)),
+    Message("user", "Also I'm training for a marathon.", T0 + timedelta(minutes=3)),
+]
+
+
+def memory(**overrides: Any) -> dict[str, Any]:
+    item = {
+        "text": "Works as a nurse in Leeds",
+        "kind": "semantic",
+        "category": "career",
+        "turn": 0,
+        "quote": "I work as a nurse in Leeds",
+        "valid_from": None,
+        "valid_until": None,
+        "confidence": 0.9,
+    }
+    item.update(overrides)
+    return item
+
+
+GOOD = {
+    "memories": [
+        memory(),
+        memory(
+            text="Has a dentist appointment on 6 March 2026",
+            kind="episodic",
+            category="health",
+            turn=2,
+            quote="I have a dentist appointment next friday",  # case differs from the message
+            valid_from="2026-03-06",
+            valid_until="2026-03-06",
+            confidence=0.8,
+        ),
+        memory(
+            text="The user is training for a marathon.",
+            kind="episodic",
+            category="interests",
+            turn=3,
+            quote="training for the marathon",  # not in the message: the whole turn
+            confidence=0.7,
+        ),
+    ]
+}
+
+
+@pytest.fixture
+def server() -> Iterator[ChatServer]:
+    s = ChatServer()
+    s.start()
+    yield s
+    s.stop()
+
+
+def user_prompt(server: ChatServer, n: int = -1) -> str:
+    content: str = server.requests[n].body["messages"][1]["content"]
+    return content

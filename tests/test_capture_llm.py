@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli_support import cli_env, init, ok, ok_json, one_line_error, ring, run, tree_bytes
 from conftest import FixedClock, open_vault
-from llm_server import ChatServer, Reply, answer
+from llm_server import (
+    CONVERSATION,
+    GOOD,
+    T0,
+    ChatServer,
+    Reply,
+    answer,
+    memory,
+    server,
+    user_prompt,
+)
 from memsync.errors import LLMError
 from memsync.extract.decision import Decision
 from memsync.extract.reconcile import AMBIGUOUS, Neighbour, decide, words
@@ -23,68 +31,13 @@ from memsync.extract.rules import RuleExtractor
 from memsync.model import Category, Kind, Message, SearchFilters, Status
 from memsync.vault import Vault
 
-__all__ = ["cli_env", "ring"]  # fixtures: every test gets an isolated CLI environment
+__all__ = ["cli_env", "ring", "server"]  # fixtures: every test gets an isolated CLI environment
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHATGPT = FIXTURES / "chatgpt" / "conversations.json"
 OPENAI = FIXTURES / "openai" / "messages.jsonl"
 MODEL = "test-model"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # a Sunday
-CONVERSATION = [
-    Message("user", "Hi! I work as a nurse in Leeds.", T0),
-    Message("assistant", "Nice to meet you. How can I help?", T0 + timedelta(minutes=1)),
-    Message("user", "I have a Dentist appointment next Friday, ugh.", T0 + timedelta(minutes=2)),
-    Message("user", "Also I'm training for a marathon.", T0 + timedelta(minutes=3)),
-]
 ALL_ACTIVE = SearchFilters(statuses=(Status.ACTIVE,), include_expired=True)
-
-
-def memory(**overrides: Any) -> dict[str, Any]:
-    item = {
-        "text": "Works as a nurse in Leeds",
-        "kind": "semantic",
-        "category": "career",
-        "turn": 0,
-        "quote": "I work as a nurse in Leeds",
-        "valid_from": None,
-        "valid_until": None,
-        "confidence": 0.9,
-    }
-    item.update(overrides)
-    return item
-
-
-GOOD = {
-    "memories": [
-        memory(),
-        memory(
-            text="Has a dentist appointment on 6 March 2026",
-            kind="episodic",
-            category="health",
-            turn=2,
-            quote="I have a dentist appointment next friday",  # case differs from the message
-            valid_from="2026-03-06",
-            valid_until="2026-03-06",
-            confidence=0.8,
-        ),
-        memory(
-            text="The user is training for a marathon.",
-            kind="episodic",
-            category="interests",
-            turn=3,
-            quote="training for the marathon",  # not in the message: the whole turn
-            confidence=0.7,
-        ),
-    ]
-}
-
-
-@pytest.fixture
-def server() -> Iterator[ChatServer]:
-    s = ChatServer()
-    s.start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture
@@ -93,11 +46,6 @@ def llm_vault(vault: Vault, server: ChatServer) -> Vault:
     vault.configure("llm.base_url", server.base_url)
     vault.configure("llm.model", MODEL)
     return vault
-
-
-def prompt(server: ChatServer, n: int = -1) -> str:
-    content: str = server.requests[n].body["messages"][1]["content"]
-    return content
 
 
 def system(server: ChatServer, n: int = -1) -> str:
@@ -129,7 +77,7 @@ def test_configured_llm_extractor_makes_memories_with_spans(
     request = server.requests[0]
     assert request.path == "/v1/chat/completions"
     assert request.body["model"] == MODEL and "authorization" not in request.headers
-    sent = prompt(server)
+    sent = user_prompt(server)
     for i, m in enumerate(CONVERSATION):
         assert f"[turn {i}] {m.role}, " in sent and m.content in sent
     assert "Sunday 2026-03-01T09:02+00:00" in sent
@@ -203,8 +151,8 @@ def test_llm_extractor_reads_only_the_new_turns_of_a_grown_conversation(
     ]
     (p,) = llm_vault.get(second.outcomes[0].memory_id).provenance
     assert (p.source_id, p.turn) == (second.source.id, 4)
-    assert "We adopted a cat named Pixel." in prompt(server)
-    assert "I work as a nurse in Leeds" not in prompt(server)  # old turns are not sent again
+    assert "We adopted a cat named Pixel." in user_prompt(server)
+    assert "I work as a nurse in Leeds" not in user_prompt(server)  # old turns are not sent again
     assert active_texts(llm_vault) == ["Has a cat named Pixel", "Works as a nurse in Leeds"]
     assert len(server.requests) == 2
 
@@ -355,7 +303,7 @@ def test_judge_update_supersedes_the_old_memory(
     result = vault.ingest(said)
 
     assert len(server.requests) == 1
-    sent = prompt(server)
+    sent = user_prompt(server)
     assert f"New statement: {NEW!r}" in sent
     assert f"1. id {old_id}: {OLD!r} (semantic, interests, observed 2026-03-01)" in sent
     assert "2. id" not in sent
@@ -385,7 +333,7 @@ def test_judge_other_decisions_are_carried_out(
 
     result = vault.ingest(said)
 
-    assert len(server.requests) == 1 and old_id in prompt(server)
+    assert len(server.requests) == 1 and old_id in user_prompt(server)
     (o,) = result.outcomes
     assert o.decision is Decision(decision)
     old = vault.get(old_id)
@@ -459,13 +407,13 @@ def test_profile_with_the_model_is_incremental_and_keeps_private_memories_local(
     summaries = {s.category.value: s.summary for s in profile.sections}
     topics = []
     for n in range(4):
-        user, sys_text = prompt(server, n), system(server, n)
+        user, sys_text = user_prompt(server, n), system(server, n)
         topic = "bio" if "bio" in sys_text else user.split("\n", 1)[0].removeprefix("Category: ")
         topics.append(topic)
         assert (profile.bio if topic == "bio" else summaries[topic]) == f"Summary {n} by the model."
     assert topics == ["career", "relationships", "health", "bio"]
     assert profile.builder == f"llm:{MODEL}/1"
-    assert "- Works as a marine biologist in Gothenburg" in prompt(server, 0)
+    assert "- Works as a marine biologist in Gothenburg" in user_prompt(server, 0)
     private = next(s for s in profile.sections if s.category is Category.PRIVATE)
     assert "therapist" in private.summary and "Jersey" in private.summary
     everything_sent = json.dumps([r.body for r in server.requests], ensure_ascii=False)
@@ -484,8 +432,8 @@ def test_profile_with_the_model_is_incremental_and_keeps_private_memories_local(
     third = llm_vault.profile()
 
     assert len(server.requests) == 6 and server.pending == 0
-    assert "Category: career" in prompt(server, 4) and "bio" in system(server, 5)
-    assert "Leads the octopus cognition lab" in prompt(server, 4)
+    assert "Category: career" in user_prompt(server, 4) and "bio" in system(server, 5)
+    assert "Leads the octopus cognition lab" in user_prompt(server, 4)
     assert third.bio == "New bio."
     now = {s.category: s.summary for s in third.sections}
     assert now[Category.CAREER] == "New career."

@@ -11,7 +11,19 @@ from typing import Any
 
 import pytest
 
-from llm_server import ChatServer, Reply, answer, rate_limited, rejects_json_schema
+from llm_server import (
+    CONVERSATION,
+    GOOD,
+    T0,
+    ChatServer,
+    Reply,
+    answer,
+    memory,
+    rate_limited,
+    rejects_json_schema,
+    server,
+    user_prompt,
+)
 from memsync.errors import LLMError, UsageError
 from memsync.extract.base import Candidate, Extractor
 from memsync.extract.decision import Decision
@@ -27,61 +39,7 @@ from memsync.llm import (
 from memsync.llm.extractor import split_windows
 from memsync.model import Category, Kind, Memory, Message
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # a Sunday
-CONVERSATION = [
-    Message("user", "Hi! I work as a nurse in Leeds.", T0),
-    Message("assistant", "Nice to meet you. How can I help?", T0 + timedelta(minutes=1)),
-    Message("user", "I have a Dentist appointment next Friday, ugh.", T0 + timedelta(minutes=2)),
-    Message("user", "Also I'm training for a marathon.", T0 + timedelta(minutes=3)),
-]
-
-
-def memory(**overrides: Any) -> dict[str, Any]:
-    item = {
-        "text": "Works as a nurse in Leeds",
-        "kind": "semantic",
-        "category": "career",
-        "turn": 0,
-        "quote": "I work as a nurse in Leeds",
-        "valid_from": None,
-        "valid_until": None,
-        "confidence": 0.9,
-    }
-    item.update(overrides)
-    return item
-
-
-GOOD = {
-    "memories": [
-        memory(),
-        memory(
-            text="Has a dentist appointment on 6 March 2026",
-            kind="episodic",
-            category="health",
-            turn=2,
-            quote="I have a dentist appointment next friday",  # case differs from the message
-            valid_from="2026-03-06",
-            valid_until="2026-03-06",
-            confidence=0.8,
-        ),
-        memory(
-            text="The user is training for a marathon.",
-            kind="episodic",
-            category="interests",
-            turn=3,
-            quote="training for the marathon",  # not in the message
-            confidence=0.7,
-        ),
-    ]
-}
-
-
-@pytest.fixture
-def server() -> Iterator[ChatServer]:
-    s = ChatServer()
-    s.start()
-    yield s
-    s.stop()
+__all__ = ["server"]  # the fixture, from llm_server
 
 
 @pytest.fixture
@@ -93,11 +51,6 @@ def sleeps() -> list[float]:
 def chat(server: ChatServer, sleeps: list[float]) -> Iterator[OpenAIChat]:
     with OpenAIChat(LLMSettings(server.base_url, "test-model"), sleep=sleeps.append) as c:
         yield c
-
-
-def user_prompt(server: ChatServer, n: int = -1) -> str:
-    content: str = server.requests[n].body["messages"][1]["content"]
-    return content
 
 
 def test_extracts_candidates_with_spans_dates_and_provenance(

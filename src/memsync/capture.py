@@ -26,7 +26,15 @@ from memsync.extract.decision import Decision
 from memsync.extract.reconcile import Judge, Neighbour, Plan, decide
 from memsync.ids import new_id
 from memsync.ingest.types import ImportedMemory
-from memsync.model import Kind, Memory, Message, Provenance, SearchFilters, Source, Status
+from memsync.model import (
+    Kind,
+    Memory,
+    Message,
+    SearchFilters,
+    Source,
+    SourceKind,
+    Status,
+)
 from memsync.retrieval import search as hybrid
 from memsync.store import state
 
@@ -87,7 +95,7 @@ class IngestReport:
         return self.count(Decision.NOOP)
 
     def with_result(self, result: IngestResult) -> IngestReport:
-        documents = result.source.kind.value == "document"
+        documents = result.source.kind is SourceKind.DOCUMENT
         return replace(
             self,
             conversations=self.conversations + (result.added and not documents),
@@ -188,7 +196,11 @@ class _Session:
         if plan.decision is Decision.NOOP and old is not None:
             prov = c.provenance(self.source_id)
             self.ops.append(
-                {"op": "add_provenance", "id": old.id, "provenance": [_prov_json(prov)]}
+                {
+                    "op": "add_provenance",
+                    "id": old.id,
+                    "provenance": [codec.provenance_to_json(prov)],
+                }
             )
             if old.id in self.pending:
                 memory, other = self.pending[old.id]
@@ -244,18 +256,9 @@ class _Session:
                 valid_until=ends if start is None or ends >= start else start,
             )
         self._write({"op": "add_memory", "memory": codec.memory_to_json(new)}, new, vec)
-        decision = Decision.ADD if plan.decision is not Decision.INVALIDATE else plan.decision
-        return Outcome(
-            decision,
-            new.id,
-            new.text,
-            None if decision is Decision.ADD else (old.id if old else None),
-            plan.reason,
-        )
-
-
-def _prov_json(p: Provenance) -> dict[str, Any]:
-    return codec.provenance_to_json(p)
+        if plan.decision is Decision.INVALIDATE and old is not None:
+            return Outcome(Decision.INVALIDATE, new.id, new.text, old.id, plan.reason)
+        return Outcome(Decision.ADD, new.id, new.text, None, plan.reason)
 
 
 def store(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from memsync import capture
 from memsync.capture import IngestReport, IngestResult
 from memsync.errors import UsageError
-from memsync.extract.base import Extractor
+from memsync.extract.base import Candidate, Extractor
+from memsync.extract.reconcile import Judge
 from memsync.ids import new_id
 from memsync.ingest.types import ImportBatch, ImportedDocument, ImportedMemory
 from memsync.model import Message, Source, SourceKind
@@ -37,6 +38,22 @@ __all__ = [
 ]
 
 
+def _chosen(vault: Vault, extract: bool, extractor: Extractor | None) -> Extractor | None:
+    """The extractor to run: the one given, else the configured one; None: no extraction."""
+    return (extractor or vault.extractor()) if extract else None
+
+
+def _store_new(
+    vault: Vault,
+    source: Source,
+    candidates: Sequence[tuple[Candidate, tuple[str, ...]]],
+    judge: Judge | None,
+    progress: Progress | None,
+) -> IngestResult:
+    outcomes = capture.store(vault, source, candidates, judge=judge, progress=progress)
+    return IngestResult(vault.get_source(source.id), True, tuple(outcomes))
+
+
 def ingest_conversation(
     vault: Vault,
     messages: Sequence[Message],
@@ -51,6 +68,31 @@ def ingest_conversation(
 ) -> IngestResult:
     """A conversation as a source, and what the user said as reconciled memories; see
     `Vault.ingest`."""
+    return _conversation(
+        vault,
+        messages,
+        title=title,
+        origin=origin,
+        created_at=created_at,
+        external_id=external_id,
+        extractor=_chosen(vault, extract, extractor),
+        judge=vault.judge(),
+        progress=progress,
+    )
+
+
+def _conversation(
+    vault: Vault,
+    messages: Sequence[Message],
+    *,
+    title: str | None,
+    origin: str | None,
+    created_at: datetime | None,
+    external_id: str | None,
+    extractor: Extractor | None,
+    judge: Judge | None,
+    progress: Progress | None = None,
+) -> IngestResult:
     if not messages:
         raise UsageError("a conversation needs at least one message")
     digest = capture.digest_messages(messages)
@@ -71,17 +113,16 @@ def ingest_conversation(
         external_id=external_id,
     )
     candidates = (
-        capture.extract(
-            extractor or vault.extractor(),
+        []
+        if extractor is None
+        else capture.extract(
+            extractor,
             messages,
             now=source.created_at,
             first_turn=turns_seen(vault, origin, external_id, messages),
         )
-        if extract
-        else []
     )
-    outcomes = capture.store(vault, source, candidates, judge=vault.judge(), progress=progress)
-    return IngestResult(vault.get_source(source.id), True, tuple(outcomes))
+    return _store_new(vault, source, candidates, judge, progress)
 
 
 def ingest_document(
@@ -95,6 +136,19 @@ def ingest_document(
 ) -> IngestResult:
     """A document as a source of chunks, read as if the user had written each chunk; see
     `Vault.ingest_document`."""
+    return _document(
+        vault, document, title, _chosen(vault, extract, extractor), vault.judge(), progress
+    )
+
+
+def _document(
+    vault: Vault,
+    document: ImportedDocument,
+    title: str | None,
+    extractor: Extractor | None,
+    judge: Judge | None,
+    progress: Progress | None = None,
+) -> IngestResult:
     if not document.chunks:
         raise UsageError("the document has no text")
     messages = tuple(
@@ -120,11 +174,8 @@ def ingest_document(
         offsets=offsets,
     )
     as_user = [Message("user", c.text, timestamp=created) for c in document.chunks]
-    candidates = (
-        capture.extract(extractor or vault.extractor(), as_user, now=created) if extract else []
-    )
-    outcomes = capture.store(vault, source, candidates, judge=vault.judge(), progress=progress)
-    return IngestResult(vault.get_source(source.id), True, tuple(outcomes))
+    candidates = [] if extractor is None else capture.extract(extractor, as_user, now=created)
+    return _store_new(vault, source, candidates, judge, progress)
 
 
 def import_memories(
@@ -132,6 +183,12 @@ def import_memories(
 ) -> IngestResult:
     """Another tool's memories, kept as a source and reconciled like extracted ones; see
     `Vault.import_memories`."""
+    return _memories(vault, memories, title, vault.judge())
+
+
+def _memories(
+    vault: Vault, memories: Sequence[ImportedMemory], title: str | None, judge: Judge | None
+) -> IngestResult:
     if not memories:
         raise UsageError("no memories to import")
     messages = tuple(
@@ -156,8 +213,7 @@ def import_memories(
         digest=digest,
     )
     candidates = [(capture.imported_candidate(m, i, now), m.tags) for i, m in enumerate(memories)]
-    outcomes = capture.store(vault, source, candidates, judge=vault.judge())
-    return IngestResult(vault.get_source(source.id), True, tuple(outcomes))
+    return _store_new(vault, source, candidates, judge, None)
 
 
 def ingest_batch(
@@ -170,34 +226,36 @@ def ingest_batch(
 ) -> IngestReport:
     """Everything read from one file, one source per transaction; see
     `Vault.ingest_batch`."""
-    chosen = (extractor or vault.extractor()) if extract else None
+    # The settings are read (and a configured model's client made) once per file.
+    chosen = _chosen(vault, extract, extractor)
+    judge = vault.judge()
     report = IngestReport()
     total = len(batch.conversations) + len(batch.documents) + (1 if batch.memories else 0)
     done = 0
     for conv in batch.conversations:
         if conv.messages:
             report = report.with_result(
-                ingest_conversation(
+                _conversation(
                     vault,
                     conv.messages,
                     title=conv.title,
                     origin=conv.origin,
                     created_at=conv.created_at,
                     external_id=conv.external_id,
-                    extract=extract,
                     extractor=chosen,
+                    judge=judge,
                 )
             )
         done += 1
         if progress:
             progress(done, total)
     for doc in batch.documents:
-        report = report.with_result(ingest_document(vault, doc, extract=extract, extractor=chosen))
+        report = report.with_result(_document(vault, doc, None, chosen, judge))
         done += 1
         if progress:
             progress(done, total)
     if batch.memories:
-        report = report.with_result(import_memories(vault, batch.memories))
+        report = report.with_result(_memories(vault, batch.memories, None, judge))
         if progress:
             progress(total, total)
     return report

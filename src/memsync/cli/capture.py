@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,6 @@ def ingest(
 
 def _titled(batch: ImportBatch, path: Path) -> ImportBatch:
     """A conversation file without a title of its own is named after the file."""
-    from dataclasses import replace
-
     if batch.format is Format.OPENAI and len(batch.conversations) == 1:
         (conv,) = batch.conversations
         if conv.title is None:
@@ -166,8 +165,6 @@ def _titled(batch: ImportBatch, path: Path) -> ImportBatch:
 
 
 def _retitled(batch: ImportBatch, title: str) -> ImportBatch:
-    from dataclasses import replace
-
     if batch.conversations:
         return replace(batch, conversations=(replace(batch.conversations[0], title=title),))
     return replace(batch, documents=(replace(batch.documents[0], title=title),))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from memsync.model import Category, Kind, Message, Provenance
 
-__all__ = ["Candidate", "Extractor"]
+__all__ = ["Candidate", "Extractor", "dedup"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,15 @@ class Extractor(Protocol):
         as "next Tuesday" resolve against each message's own timestamp when it has one).
         """
         ...
+
+
+def dedup(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per statement (case and punctuation aside): the most confident, kept
+    in its place in the order."""
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        key = re.sub(r"[^\w]+", " ", c.text.lower()).strip()
+        if key not in best or c.confidence > best[key].confidence:
+            best[key] = c
+    kept = {id(c) for c in best.values()}
+    return [c for c in candidates if id(c) in kept]

@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from memsync.extract.base import Candidate
@@ -153,6 +154,9 @@ def _stem(word: str) -> str:
     return word
 
 
+# Each candidate is compared with a dozen neighbours, mostly the same memories again and
+# again: the text analyses below are pure, so they are cached rather than redone per pair.
+@lru_cache(maxsize=8192)
 def words(text: str) -> frozenset[str]:
     """The content words of a statement, lower-cased and lightly stemmed."""
     return frozenset(
@@ -160,6 +164,7 @@ def words(text: str) -> frozenset[str]:
     )
 
 
+@lru_cache(maxsize=8192)
 def strip_dates(text: str, today: datetime) -> str:
     """`text` without its time expressions ("on 13 March 2026", "last weekend")."""
     times = find_times(text, today.date())
@@ -175,6 +180,7 @@ def strip_dates(text: str, today: datetime) -> str:
 _ADVERBS = re.compile(r"^(?:(?:actually|just|recently|finally|now|also|currently)\s+)+", re.I)
 
 
+@lru_cache(maxsize=8192)
 def _slot(text: str, category: Category | None) -> tuple[str, frozenset[str]] | None:
     """(slot name, value words) when the statement fills an exclusive slot."""
     text = _ADVERBS.sub("", text.strip().rstrip("."))
@@ -190,6 +196,7 @@ def _slot(text: str, category: Category | None) -> tuple[str, frozenset[str]] | 
     return None
 
 
+@lru_cache(maxsize=8192)
 def _polarity(text: str) -> tuple[bool, frozenset[str]]:
     """(negated, content words of the statement without its negation)."""
     core = _ANYMORE.sub("", text.strip().rstrip("."))
@@ -197,6 +204,7 @@ def _polarity(text: str) -> tuple[bool, frozenset[str]]:
     return (m is not None), words(core[m.end() :] if m else core)
 
 
+@lru_cache(maxsize=8192)
 def _sentiment(text: str) -> tuple[int, frozenset[str]] | None:
     text = text.strip().rstrip(".")
     if m := _DISLIKE.match(text):

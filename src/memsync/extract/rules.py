@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from memsync.extract.base import Candidate
+from memsync.extract.base import Candidate, dedup
 from memsync.extract.classify import PRIVATE, category_of, is_chatter, kind_of
 from memsync.extract.confirm import confirms, proposals
 from memsync.extract.dates import TimeExpr, find_times, render
@@ -127,7 +127,7 @@ class RuleExtractor:
                     times = find_times(text, when.date())
                     cand = self._make(st, i, sent.start, sent.end, when, times)
                     out.append(replace(cand, confirmed_by=i + 1))
-        return _dedup(out)
+        return dedup(out)
 
     def _user_message(
         self, turn: int, content: str, when: datetime, ctx: Context
@@ -273,14 +273,3 @@ def _end_of(d: date, when: datetime) -> datetime:
 
 def _start_of(d: date, when: datetime) -> datetime:
     return datetime.combine(d, time(0, 0), tzinfo=when.tzinfo)
-
-
-def _dedup(cands: list[Candidate]) -> list[Candidate]:
-    """One candidate per statement (case and punctuation aside): the most confident."""
-    best: dict[str, Candidate] = {}
-    for c in cands:
-        key = re.sub(r"[^\w]+", " ", c.text.lower()).strip()
-        if key not in best or c.confidence > best[key].confidence:
-            best[key] = c
-    kept = {id(c) for c in best.values()}
-    return [c for c in cands if id(c) in kept]

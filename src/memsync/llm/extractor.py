@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from memsync.codec import parse_time
 from memsync.errors import InvalidInput
-from memsync.extract.base import Candidate
+from memsync.extract.base import Candidate, dedup
 from memsync.llm.client import ChatModel, ask_validated
 from memsync.model import Category, Kind, Message
 
@@ -177,7 +177,7 @@ class LLMExtractor:
                     partial(self._validate, messages=messages, whens=whens, window=window),
                 )
             )
-        return sorted(_dedup(out), key=lambda c: (c.turn, c.start))
+        return sorted(dedup(out), key=lambda c: (c.turn, c.start))
 
     def _is_user(self, msg: Message) -> bool:
         return msg.role.lower() in self.user_roles
@@ -338,14 +338,3 @@ def _time(where: str, value: Any, when: datetime, *, end_of_day: bool) -> dateti
 
 def _aware(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-
-
-def _dedup(cands: list[Candidate]) -> list[Candidate]:
-    """One candidate per statement (case and punctuation aside): the most confident."""
-    best: dict[str, Candidate] = {}
-    for c in cands:
-        key = re.sub(r"[^\w]+", " ", c.text.lower()).strip()
-        if key not in best or c.confidence > best[key].confidence:
-            best[key] = c
-    kept = {id(c) for c in best.values()}
-    return [c for c in cands if id(c) in kept]
