@@ -82,6 +82,7 @@ def _register() -> None:
         memories.edit,
         memories.rm,
         memories.search,
+        memories.context,
         capture.ingest,
         sources.list_sources,
         sources.source,

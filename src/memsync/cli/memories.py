@@ -1,4 +1,4 @@
-"""Memory commands: add, list, show, edit, rm, search."""
+"""Memory commands: add, list, show, edit, rm, search, context."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from memsync.cli.options import (
 from memsync.cli.unlock import open_vault
 from memsync.errors import UsageError
 from memsync.model import Category, Kind, SearchFilters, Status
+from memsync.retrieval.context import MIN_BUDGET
 
 
 @click.command()
@@ -222,3 +223,37 @@ def search(
         click.echo("no results")
         return
     output.console().print(output.hits_table(hits))
+
+
+@click.command()
+@click.argument("query")
+@click.option(
+    "--budget",
+    type=int,
+    default=1000,
+    show_default=True,
+    help=f"Most tokens the block may take (at least {MIN_BUDGET}).",
+)
+@filter_options
+@click.option("--memories-only", is_flag=True, help="Leave conversation turns out.")
+@json_option
+def context(
+    query: str, budget: int, filters: SearchFilters, memories_only: bool, as_json: bool
+) -> None:
+    """Print the best memories and turns for QUERY as one block for a model's prompt.
+
+    The block fits in --budget tokens (estimated the same way everywhere), best first;
+    --json also lists which memories and turns went in.
+
+    Example: memsync context "plan a dinner for Friday" --budget 300 > context.txt
+    """
+    filters = replace(filters, include_turns=not memories_only)
+    with open_vault() as vault:
+        block = vault.context(query, budget_tokens=budget, filters=filters)
+    if as_json:
+        output.print_json(output.context_json(block))
+        return
+    if not block.items:
+        output.note("nothing in the vault matches")
+        return
+    click.echo(block.text)

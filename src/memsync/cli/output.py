@@ -21,6 +21,7 @@ from rich.text import Text
 
 from memsync import codec
 from memsync.model import Memory, Provenance, SearchHit, Source, Status, Turn
+from memsync.retrieval.context import Context
 
 ProgressFn = Callable[[int, int], None]
 
@@ -91,6 +92,24 @@ def hit_json(rank: int, hit: SearchHit) -> dict[str, Any]:
     if hit.turn is not None:
         out["turn"] = turn_json(hit.turn)
     return out
+
+
+def context_json(block: Context) -> dict[str, Any]:
+    """The block and, per line, the memory (id) or turn (source id and index) it shows."""
+    items: list[dict[str, Any]] = []
+    for item in block.items:
+        out: dict[str, Any] = {}
+        if item.memory is not None:
+            out = {"type": "memory", "id": item.memory.id}
+        if item.turn is not None:
+            out = {"type": "turn", "source_id": item.turn.source_id, "index": item.turn.index}
+        items.append({**out, "text": item.text, "tokens": item.tokens})
+    return {
+        "text": block.text,
+        "tokens": block.tokens,
+        "budget_tokens": block.budget_tokens,
+        "items": items,
+    }
 
 
 def source_summary_json(s: Source) -> dict[str, Any]:
