@@ -25,10 +25,13 @@ from memsync.model import (
     Provenance,
     SearchFilters,
     SearchHit,
+    SearchMode,
     Source,
     Status,
     Turn,
 )
+from memsync.retrieval.context import Context, ContextItem
+from memsync.retrieval.rank import Weights
 from memsync.vault import IngestResult, NewVault, Vault
 
 __version__ = "0.1.0"
@@ -36,6 +39,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Category",
     "CheckReport",
+    "Context",
+    "ContextItem",
     "CorruptVault",
     "CryptoError",
     "IngestResult",
@@ -51,11 +56,13 @@ __all__ = [
     "Provenance",
     "SearchFilters",
     "SearchHit",
+    "SearchMode",
     "Source",
     "Status",
     "Turn",
     "Vault",
     "VaultLocked",
     "VaultNotFound",
+    "Weights",
     "WrongPassphrase",
 ]

@@ -142,6 +142,14 @@ class SearchHit:
         return self.turn.text
 
 
+class SearchMode(StrEnum):
+    """Which halves of search run: both fused (the default), or one alone."""
+
+    HYBRID = "hybrid"
+    KEYWORD = "keyword"
+    VECTOR = "vector"
+
+
 @dataclass(frozen=True)
 class SearchFilters:
     """Restrictions on what search and list return. Empty tuples mean "any"."""

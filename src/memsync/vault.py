@@ -40,13 +40,18 @@ from memsync.model import (
     Provenance,
     SearchFilters,
     SearchHit,
+    SearchMode,
     Source,
     Status,
     VaultInfo,
 )
+from memsync.retrieval import rank as ranking
 from memsync.retrieval import search as hybrid
 from memsync.retrieval import vectors as vectors_
+from memsync.retrieval import when
+from memsync.retrieval.context import Context, build_context
 from memsync.retrieval.embed import Embedder
+from memsync.retrieval.rank import Weights
 from memsync.store import db, oplog, state, verify
 from memsync.store.files import Header, VaultPaths, write_atomic
 
@@ -344,17 +349,37 @@ class Vault:
         k: int = 10,
         filters: SearchFilters = SearchFilters(),
         now: datetime | None = None,
+        mode: SearchMode = SearchMode.HYBRID,
+        weights: Weights = Weights(),
     ) -> builtins.list[SearchHit]:
-        """The `k` best memories and turns for `query`: BM25 and vectors, fused by rank."""
+        """The `k` best memories and turns for `query`.
+
+        BM25 and vectors find candidates; they are fused by rank, and each is credited
+        with the evidence around it: the reply to a turn, the memories drawn from it, the
+        rest of its conversation, and whether it falls in a period the query names
+        ("last month", judged against `now`). `weights` tunes those credits.
+        """
         if k < 1:
             raise UsageError("k must be at least 1")
-        depth = max(50, k * 5)
-        cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now or self.clock())
-        keyword = hybrid.keyword_search(self.conn, query, cond, depth)
-        qvec = self.embedder.embed([query])[0] if query.strip() else None
+        now = now or self.clock()
+        depth = max(100, k * 2)
+        cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now)
+        keyword = (
+            []
+            if mode is SearchMode.VECTOR
+            else hybrid.keyword_search(self.conn, query, cond, depth)
+        )
+        qvec = (
+            self.embedder.embed([query])[0]
+            if query.strip() and mode is not SearchMode.KEYWORD
+            else None
+        )
         vector = [] if qvec is None else self.vector_index().search(qvec, cond, depth)
-        fused = hybrid.fuse([keyword, vector])[:k]
-        return hybrid.hydrate(self.conn, fused, keyword, vector)
+        items = ranking.describe(self.conn, list(dict.fromkeys([*keyword, *vector])))
+        window = when.time_window(query, now)
+        span = None if window is None else (window.start, window.end)
+        ranked = ranking.rank(keyword, vector, items, weights, span)[:k]
+        return hybrid.hydrate(self.conn, ranked)
 
     # Sources.
 
@@ -433,6 +458,30 @@ class Vault:
     ) -> builtins.list[Neighbour]:
         """The `k` active memories nearest to `vector` (by cosine), expired ones included."""
         return capture.memory_neighbours(self, vector, k)
+
+    def context(
+        self,
+        query: str,
+        *,
+        budget_tokens: int = 1000,
+        now: datetime | None = None,
+        filters: SearchFilters = SearchFilters(),
+    ) -> Context:
+        """The best memories and conversation turns for `query` as one block of text that
+        fits in `budget_tokens` (as `memsync.retrieval.context.count_tokens` counts them),
+        ready for a system prompt. `items` says exactly which memories and turns went in.
+        `memsync context QUERY` calls this.
+
+        Example:
+            >>> block = vault.context("what should I cook tonight?", budget_tokens=300)
+            >>> print(block.text)
+            From the user's memsync vault, most relevant first:
+            Memories:
+            - Allergic to peanuts (health, since 2026-03-01)
+            >>> [i.memory.id for i in block.items if i.memory] == [peanuts.id]
+            True
+        """
+        return build_context(self, query, budget_tokens=budget_tokens, now=now, filters=filters)
 
     def why(self, memory_id: str) -> Explanation:
         """Where a memory came from (source turns or document spans, with dates) and its

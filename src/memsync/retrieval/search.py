@@ -1,4 +1,4 @@
-"""Hybrid search: SQLite FTS5 BM25 and dense vectors, fused by reciprocal rank.
+"""Hybrid search: candidates from SQLite FTS5 BM25 and from dense vectors (ranked in `rank`).
 
 Both halves search the same `items` table (memories and conversation turns) and apply
 the same filters, the keyword half in SQL and the vector half over an in-memory copy of
@@ -21,9 +21,9 @@ import numpy.typing as npt
 
 from memsync import codec
 from memsync.model import SearchFilters, SearchHit, Status
+from memsync.retrieval.rank import Ranked
 from memsync.store import state
 
-RRF_K = 60
 _NO_LIMIT = np.iinfo(np.int64).max
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words too common to help BM25; dropping them keeps keyword search fast on large vaults.
@@ -315,25 +315,11 @@ def keyword_search(conn: apsw.Connection, query: str, cond: _Conditions, depth: 
     return found[:depth]
 
 
-def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: each list adds 1 / (k + rank) to an item's score."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def hydrate(
-    conn: apsw.Connection,
-    fused: Sequence[tuple[int, float]],
-    keyword: Sequence[int],
-    vector: Sequence[int],
-) -> list[SearchHit]:
-    """Turn fused item rowids into hits carrying their memory or turn."""
-    if not fused:
+def hydrate(conn: apsw.Connection, ranked: Sequence[Ranked]) -> list[SearchHit]:
+    """Turn ranked item rowids into hits carrying their memory or turn."""
+    if not ranked:
         return []
-    ids = [i for i, _ in fused]
+    ids = [r.rowid for r in ranked]
     marks = ",".join("?" * len(ids))
     refs = {
         int(r[0]): (int(r[1]), int(r[2]))
@@ -343,20 +329,18 @@ def hydrate(
         conn, [ref for t, ref in refs.values() if t == state.ITEM_MEMORY]
     )
     turns = state.turns_by_rowid(conn, [ref for t, ref in refs.values() if t == state.ITEM_TURN])
-    krank = {item: r for r, item in enumerate(keyword, start=1)}
-    vrank = {item: r for r, item in enumerate(vector, start=1)}
     hits = []
-    for item, score in fused:
-        if item not in refs:
+    for r in ranked:
+        if r.rowid not in refs:
             continue
-        t, ref = refs[item]
+        t, ref = refs[r.rowid]
         hits.append(
             SearchHit(
-                score=score,
+                score=r.score,
                 memory=memories.get(ref) if t == state.ITEM_MEMORY else None,
                 turn=turns.get(ref) if t == state.ITEM_TURN else None,
-                keyword_rank=krank.get(item),
-                vector_rank=vrank.get(item),
+                keyword_rank=r.keyword_rank,
+                vector_rank=r.vector_rank,
             )
         )
     return hits
