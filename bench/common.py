@@ -17,7 +17,9 @@ def log(msg: str) -> None:
 
 def run_header() -> dict[str, Any]:
     """When, with which command and on what machine a result was measured."""
-    import onnxruntime
+    from memsync.retrieval.embed import onnxruntime as load_onnxruntime
+
+    onnxruntime = load_onnxruntime()
 
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

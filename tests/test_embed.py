@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +267,14 @@ def test_hash_embedder_rows_are_unit_or_zero(texts: list[str]) -> None:
     assert vectors.shape == (len(texts), 32)
     norms = np.linalg.norm(vectors, axis=1)
     assert np.all((np.abs(norms - 1.0) < 1e-5) | (norms == 0.0))
+
+
+def test_the_model_runs_without_onnxruntime_telemetry(tmp_path: Path) -> None:
+    """onnxruntime's wheels queue usage events under ~/.cache/Microsoft unless told not
+    to; embedding must leave nothing there (and so send nothing)."""
+    code = "from memsync.retrieval.embed import MiniLMEmbedder; MiniLMEmbedder().embed(['hi'])"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    env.pop("ORT_TELEMETRY_DISABLED", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert not (tmp_path / ".cache" / "Microsoft").exists()

@@ -61,6 +61,24 @@ class Embedder(Protocol):
         ...
 
 
+def onnxruntime() -> Any:
+    """The onnxruntime module, imported with its telemetry off.
+
+    Since 1.29 the official wheels send usage events to Microsoft on Linux and macOS too
+    (a device id, the OS, the Python path, counts of model runs), queued in
+    `~/.cache/Microsoft/DeveloperTools`. A memory vault that promises nothing leaves the
+    device must not do that, so the opt-out is set before the runtime initialises; it is
+    latched for the process. Both spellings are set: releases have read each of them.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
+    import onnxruntime as ort
+
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
+    return ort
+
+
 # --- pinned model files -----------------------------------------------------------------
 
 
@@ -244,8 +262,7 @@ class MiniLMEmbedder:
     def _load_session(self) -> Any:
         path = self._model_path or _locate(_MODEL)
         data = _read_verified(path, _MODEL)
-        import onnxruntime as ort
-
+        ort = onnxruntime()
         options = ort.SessionOptions()
         # Two threads get most of the speed-up for a model this small while leaving the
         # rest of the machine (and the user's other work) alone.
