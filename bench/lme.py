@@ -54,6 +54,7 @@ class Question:
     date: datetime
     sessions: tuple[Session, ...]  # in date order
     answer_sessions: frozenset[str]
+    in_file_order: tuple[Session, ...] = ()  # as listed (ids may repeat in a haystack)
 
     @property
     def gold_turns(self) -> frozenset[str]:
@@ -113,6 +114,7 @@ def load(split: str = "s", data: Path = DATA) -> list[Question]:
             )
             if turns
         ]
+        file_order = tuple(sessions)
         sessions.sort(key=lambda s: s.date)
         out.append(
             Question(
@@ -122,6 +124,7 @@ def load(split: str = "s", data: Path = DATA) -> list[Question]:
                 date=parse_date(q["question_date"]),
                 sessions=tuple(sessions),
                 answer_sessions=frozenset(q["answer_session_ids"]),
+                in_file_order=file_order,
             )
         )
     return out
@@ -134,16 +137,20 @@ def _dcg(relevances: Sequence[float], k: int) -> float:
     rel = list(relevances)[:k]
     if not rel:
         return 0.0
-    return rel[0] + sum(r / math.log2(i + 1) for i, r in enumerate(rel[1:], start=2))
+    # As the reference: the first two positions weigh 1, then 1 / log2(position).
+    return rel[0] + sum(r / math.log2(i) for i, r in enumerate(rel[1:], start=2))
 
 
-def evaluate(ranking: Sequence[str], gold: frozenset[str], k: int) -> tuple[float, float, float]:
-    """(recall_any@k, recall_all@k, ndcg_any@k) of a ranked list of unique ids. The ideal
-    DCG is that of the whole corpus sorted by relevance, i.e. min(|gold|, k) hits first."""
+def evaluate(
+    ranking: Sequence[str], gold: frozenset[str], k: int, corpus_gold: int | None = None
+) -> tuple[float, float, float]:
+    """(recall_any@k, recall_all@k, ndcg_any@k) of a ranked list of ids. The ideal DCG is
+    that of the whole corpus sorted by relevance: `corpus_gold` (default |gold|) hits
+    first; it differs only when the corpus lists a gold id twice."""
     top = set(ranking[:k])
     recall_any = float(any(g in top for g in gold))
     recall_all = float(all(g in top for g in gold))
-    ideal = _dcg([1.0] * min(len(gold), k), k)
+    ideal = _dcg([1.0] * min(len(gold) if corpus_gold is None else corpus_gold, k), k)
     actual = _dcg([1.0 if r in gold else 0.0 for r in ranking[:k]], k)
     return recall_any, recall_all, (actual / ideal if ideal else 0.0)
 
@@ -201,3 +208,81 @@ class CachedEmbedder:
             fk.write(b"".join(k for k, _ in self._new))
             fv.write(np.stack([v for _, v in self._new]).astype(np.float32).tobytes())
         self._new = []
+
+
+# The reference baseline, as LongMemEval's own code runs it (src/retrieval/run_retrieval.py,
+# retriever flat-bm25, granularity turn): rank_bm25's BM25Okapi over the user turns in
+# file order, texts and query split on single spaces (no lower-casing), every turn ranked
+# by np.argsort(scores)[::-1]. Re-implemented here so no extra package is needed.
+
+
+def _bm25_okapi(
+    docs: Sequence[list[str]], query: list[str], k1: float = 1.5, b: float = 0.75, eps: float = 0.25
+) -> npt.NDArray[np.float64]:
+    """rank_bm25's BM25Okapi scores (negative IDFs replaced by eps x the mean IDF)."""
+    n = len(docs)
+    avgdl = sum(len(d) for d in docs) / n
+    df: dict[str, int] = {}
+    freqs = []
+    for d in docs:
+        tf: dict[str, int] = {}
+        for w in d:
+            tf[w] = tf.get(w, 0) + 1
+        freqs.append(tf)
+        for w in tf:
+            df[w] = df.get(w, 0) + 1
+    idf = {w: math.log(n - c + 0.5) - math.log(c + 0.5) for w, c in df.items()}
+    floor = eps * sum(idf.values()) / len(idf)
+    idf = {w: (v if v >= 0 else floor) for w, v in idf.items()}
+    scores = np.zeros(n)
+    lengths = np.array([len(d) for d in docs], dtype=float)
+    for w in query:
+        tf_w = np.array([f.get(w, 0) for f in freqs], dtype=float)
+        scores += idf.get(w, 0.0) * (tf_w * (k1 + 1) / (tf_w + k1 * (1 - b + b * lengths / avgdl)))
+    return scores
+
+
+def reference_bm25(q: Question) -> tuple[list[str], list[str]]:
+    """(session ids, user-turn ids), best first, as the reference BM25 ranks them: sessions
+    as documents of their user turns joined by spaces, and user turns as documents. A
+    session id listed twice in the haystack is ranked twice, as there."""
+    query = q.question.split(" ")
+    session_ids: list[str] = []
+    turn_ids: list[str] = []
+    turn_docs: list[list[str]] = []
+    session_docs: list[list[str]] = []
+    for s in q.in_file_order:
+        user = [(i, m.content) for i, m in enumerate(s.messages) if m.role == "user"]
+        session_ids.append(s.id)
+        session_docs.append(" ".join(text for _, text in user).split(" "))
+        for i, text in user:
+            turn_ids.append(turn_id(s.id, i))
+            turn_docs.append(text.split(" "))
+    sessions = np.argsort(_bm25_okapi(session_docs, query))[::-1]
+    turns = np.argsort(_bm25_okapi(turn_docs, query))[::-1]
+    return [session_ids[i] for i in sessions], [turn_ids[i] for i in turns]
+
+
+def official_turn2session(turns: Sequence[str], q: Question, k: int) -> tuple[float, float, float]:
+    """Session-level metrics exactly as LongMemEval's evaluate_retrieval_turn2session
+    computes them from a full turn ranking: a user turn of an answer session that is not
+    itself labelled counts as a different ("noans") session, k grows until k distinct
+    sessions are covered, and nDCG counts every turn of a gold session."""
+    gold_turns = q.gold_turns
+
+    def session_of(t: str) -> str:
+        sid = t.rsplit("_", 1)[0]
+        return sid if t in gold_turns or "answer" not in sid else sid.replace("answer", "noans")
+
+    corpus = [session_of(t) for t in q.user_turns]
+    ranked = [session_of(t) for t in turns]
+    gold = {t.rsplit("_", 1)[0] for t in gold_turns}
+    effective = k
+    while effective <= len(corpus) and len(set(ranked[:effective])) < k:
+        effective += 1
+    top = set(ranked[:effective])
+    recall_any = float(any(g in top for g in gold))
+    recall_all = float(all(g in top for g in gold))
+    ideal = _dcg(sorted((1.0 if c in gold else 0.0 for c in corpus), reverse=True), effective)
+    actual = _dcg([1.0 if r in gold else 0.0 for r in ranked[:effective]], effective)
+    return recall_any, recall_all, (actual / ideal if ideal else 0.0)

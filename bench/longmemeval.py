@@ -36,12 +36,14 @@ import lme
 from common import log, run_header
 from memsync import SearchHit, SearchMode, Vault, Weights
 from memsync.crypto.device import FAST_KDF
+from memsync.retrieval.context import count_tokens
 from memsync.retrieval.embed import MiniLMEmbedder
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = lme.REPO / "bench" / "out"
 SESSION_KS = (5, 10)
 TURN_KS = (5, 10, 50)
+CONTEXT_BUDGETS = (1000, 2000)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,69 @@ def score(q: lme.Question, sessions: list[str], turns: list[str]) -> dict[str, f
     return metrics
 
 
+def context_metrics(
+    vault: Vault, q: lme.Question, by_source: dict[str, lme.Session]
+) -> dict[str, float]:
+    """For each budget: does `Vault.context` carry content of the gold sessions, and how
+    big is the block next to the whole haystack (both counted by `count_tokens`)."""
+    haystack = sum(count_tokens(m.content) for s in q.sessions for m in s.messages)
+    out: dict[str, float] = {}
+    for budget in CONTEXT_BUDGETS:
+        ctx = vault.context(q.question, budget_tokens=budget, now=q.date)
+        sessions: set[str] = set()
+        turns: set[str] = set()
+        for item in ctx.items:
+            if item.turn is not None:
+                points = [(item.turn.source_id, item.turn.index)]
+            elif item.memory is not None:
+                points = [(p.source_id, p.turn) for p in item.memory.provenance]
+            else:
+                points = []
+            for source_id, index in points:
+                session = by_source.get(source_id)
+                if session is None:
+                    continue
+                sessions.add(session.id)
+                user = None if index is None else session.user_turn(index)
+                if user is not None:
+                    turns.add(lme.turn_id(session.id, user))
+        out[f"context{budget}_any_gold_session"] = float(bool(sessions & q.gold_sessions))
+        out[f"context{budget}_all_gold_sessions"] = float(q.gold_sessions <= sessions)
+        out[f"context{budget}_any_gold_turn"] = float(bool(turns & q.gold_turns))
+        out[f"context{budget}_token_ratio"] = ctx.tokens / haystack
+    return out
+
+
+def run_reference(q: lme.Question) -> QuestionResult:
+    """The reference BM25 of LongMemEval's code, no vault: checks data, gold and metrics."""
+    start = time.perf_counter()
+    sessions, turns = lme.reference_bm25(q)
+    search_s = time.perf_counter() - start
+    metrics = score(q, sessions, turns)
+    listed = [s.id for s in q.in_file_order]
+    for k in SESSION_KS:  # as the reference counts a gold session listed twice
+        gold = sum(1 for sid in listed if sid in q.gold_sessions)
+        r_any, r_all, ndcg = lme.evaluate(sessions, q.gold_sessions, k, corpus_gold=gold)
+        metrics[f"session_ndcg_any@{k}"] = ndcg
+    for k in SESSION_KS:
+        r_any, r_all, ndcg = lme.official_turn2session(turns, q, k)
+        metrics[f"official_session_recall_any@{k}"] = r_any
+        metrics[f"official_session_recall_all@{k}"] = r_all
+        metrics[f"official_session_ndcg_any@{k}"] = ndcg
+    return QuestionResult(
+        id=q.id,
+        type=q.type,
+        variant="reference-bm25",
+        metrics=metrics,
+        ingest_s=0.0,
+        search_s=search_s,
+        sessions=len(q.sessions),
+        turns=sum(len(s.messages) for s in q.sessions),
+        memories=0,
+        top_sessions=sessions[:10],
+    )
+
+
 def run_question(
     q: lme.Question,
     embedder: lme.CachedEmbedder,
@@ -127,6 +192,7 @@ def run_question(
             by_source.setdefault(result.source.id, s)
         ingest_s = time.perf_counter() - start
         memories = vault.info().memories
+        context = context_metrics(vault, q, by_source) if args.context else {}
         for variant in variants:
             start = time.perf_counter()
             hits = vault.search(
@@ -139,7 +205,7 @@ def run_question(
                     id=q.id,
                     type=q.type,
                     variant=variant.name,
-                    metrics=score(q, sessions, turns),
+                    metrics={**score(q, sessions, turns), **context},
                     ingest_s=ingest_s,
                     search_s=search_s,
                     sessions=len(q.sessions),
@@ -208,9 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--offset", type=int, default=0, help="skip the first N evaluated questions")
     p.add_argument("--mode", choices=[m.value for m in SearchMode], default="hybrid")
     p.add_argument("--variants", type=Path, help="JSON list of variants to compare")
+    p.add_argument(
+        "--reference", action="store_true", help="LongMemEval's own BM25 baseline, no vault"
+    )
     p.add_argument("--no-extract", action="store_true", help="store turns only, no memories")
     p.add_argument("--user-hits", action="store_true", help="rank only hits on user turns")
     p.add_argument("--depth", type=int, default=100, help="k passed to Vault.search")
+    p.add_argument("--context", action="store_true", help="also measure Vault.context blocks")
     p.add_argument("--no-cache", action="store_true", help="embed every text afresh")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--data", type=Path, default=lme.DATA)
@@ -220,6 +290,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     questions = questions[args.offset :]
     if args.limit:
         questions = questions[: args.limit]
+    if args.reference:
+        results = [run_reference(q) for q in questions]
+        table = summarise(results)
+        print_table(table)
+        official = table["overall"]
+        print(
+            "with the official code's turn2session quirks: "
+            + ", ".join(
+                f"{m}@{k} {official[f'official_session_{m}@{k}']:.3f}"
+                for k in SESSION_KS
+                for m in ("recall_all", "ndcg_any")
+            )
+        )
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            record = {**run_header(), "summary": table, "questions": [asdict(r) for r in results]}
+            args.json.write_text(json.dumps(record, indent=1))
+        return 0
     variants = load_variants(args)
     inner = MiniLMEmbedder()
     cache = None if args.no_cache else OUT / "embcache" / inner.name.replace("/", "_")
@@ -248,6 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n## {variant.name}: {variant.mode.value} {variant.weights}")
         print_table(tables[variant.name])
     first = [r for r in results if r.variant == variants[0].name]
+    if args.context:
+        for budget in CONTEXT_BUDGETS:
+
+            def mean(name: str, budget: int = budget) -> float:
+                return statistics.fmean(r.metrics[f"context{budget}_{name}"] for r in first)
+
+            ratio = statistics.median(r.metrics[f"context{budget}_token_ratio"] for r in first)
+            print(
+                f"context {budget} tokens: gold session content in the block "
+                f"{mean('any_gold_session'):.3f} (all gold sessions "
+                f"{mean('all_gold_sessions'):.3f}, a gold turn {mean('any_gold_turn'):.3f}); "
+                f"block / haystack tokens median {ratio:.4f}"
+            )
     per_q = [r.ingest_s + r.search_s for r in first]
     timing = {
         "wall_s": wall,

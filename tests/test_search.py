@@ -83,7 +83,7 @@ def test_an_exact_keyword_match_ranks_first(minilm_vault: Vault) -> None:
 def test_fusion_scores_are_reciprocal_ranks(vault: Vault) -> None:
     vault.add("The quokka is my favourite animal")
     vault.add("Grocery list: apples, bread")
-    plain = Weights(reply=0, key=0, session=0, in_window=0)
+    plain = Weights(rrf_k=60, reply=0, key=0, session=0, in_window=0)
     hits = vault.search("quokka", k=5, weights=plain)
     for h in hits:
         expected = sum(1 / (60 + r) for r in (h.keyword_rank, h.vector_rank) if r is not None)

@@ -362,7 +362,7 @@ class Vault:
         if k < 1:
             raise UsageError("k must be at least 1")
         now = now or self.clock()
-        depth = max(100, k * 2)
+        depth = max(50, k * 5)
         cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now)
         keyword = (
             []
