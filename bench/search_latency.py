@@ -35,6 +35,8 @@ from memsync import SearchFilters, Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.retrieval import search as hybrid
 from memsync.retrieval.embed import MiniLMEmbedder
+from memsync.retrieval.rank import Ranked, Weights, describe, rank
+from memsync.retrieval.when import time_window
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = Path(__file__).resolve().parent / "out"
@@ -149,10 +151,17 @@ def measure(size: int, seed: int, n_queries: int, rounds: int, build_s: float | 
 
 def measure_parts(vault: Vault, queries: Sequence[str]) -> dict[str, Summary]:
     """Each step of `Vault.search` timed on its own, in the order and with the inputs it
-    has there (keyword half, query embedding, vector half, hydration of the top k)."""
+    has there (keyword half, query embedding, vector half, ranking with its credits,
+    hydration of the top k)."""
     depth = max(50, K * 5)
     index = vault.vector_index()
-    times: dict[str, list[float]] = {"embed": [], "keyword": [], "vector": [], "hydrate": []}
+    times: dict[str, list[float]] = {
+        "embed": [],
+        "keyword": [],
+        "vector": [],
+        "rank": [],
+        "hydrate": [],
+    }
     for q in queries:
 
         def keyword(q: str = q) -> tuple[Any, list[int]]:
@@ -162,10 +171,16 @@ def measure_parts(vault: Vault, queries: Sequence[str]) -> dict[str, Summary]:
         t_keyword, (cond, kw) = timed(keyword)
         t_embed, qvec = timed(lambda q=q: vault.embedder.embed([q])[0])
         t_vector, vec = timed(lambda qvec=qvec, cond=cond: index.search(qvec, cond, depth))
-        fused = hybrid.fuse([kw, vec])[:K]
-        t_hydrate, _ = timed(
-            lambda fused=fused, kw=kw, vec=vec: hybrid.hydrate(vault.conn, fused, kw, vec)
-        )
+
+        def ranked(q: str = q, kw: list[int] = kw, vec: list[int] = vec) -> list[Ranked]:
+            items = describe(vault.conn, list(dict.fromkeys([*kw, *vec])))
+            window = time_window(q, vault.clock())
+            span = None if window is None else (window.start, window.end)
+            return rank(kw, vec, items, Weights(), span)[:K]
+
+        t_rank, top = timed(ranked)
+        t_hydrate, _ = timed(lambda top=top: hybrid.hydrate(vault.conn, top))
+        times["rank"].append(t_rank)
         times["embed"].append(t_embed)
         times["keyword"].append(t_keyword)
         times["vector"].append(t_vector)
@@ -178,15 +193,15 @@ def measure_parts(vault: Vault, queries: Sequence[str]) -> dict[str, Summary]:
 
 def report(results: Sequence[SizeResult]) -> str:
     lines = [
-        "size      round  p50 ms  p95 ms  p99 ms  mean ms | embed  keyword  vector  hydrate "
-        "(p50 ms)",
+        "size      round  p50 ms  p95 ms  p99 ms  mean ms | embed  keyword  vector  rank  "
+        "hydrate (p50 ms)",
     ]
     for res in results:
         p = res.parts
         for i, s in enumerate(res.rounds, start=1):
             split = (
                 f"{p['embed'].p50:6.2f}  {p['keyword'].p50:7.2f}  {p['vector'].p50:6.2f}  "
-                f"{p['hydrate'].p50:7.2f}"
+                f"{p['rank'].p50:5.2f}  {p['hydrate'].p50:7.2f}"
                 if i == 1
                 else ""
             )

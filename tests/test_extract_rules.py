@@ -459,6 +459,20 @@ def test_empty_and_odd_input() -> None:
     assert ex.extract([Message("system", "I am a system prompt")]) == []
 
 
+def test_letters_that_lower_to_two_characters_do_not_break_extraction() -> None:
+    """ "İ" matches "i" case-insensitively but lowers to "i" plus a combining dot; a
+    LongMemEval haystack with Turkish text once crashed the extractor on it."""
+    ex = RuleExtractor()
+    found = ex.extract(
+        [
+            user("İM moving to İstanbul next month and İ love it"),
+            Message("assistant", "İ see, İstanbul is lovely."),
+            user("I live in Berlin"),
+        ]
+    )
+    assert any("Berlin" in c.text for c in found)
+
+
 # --- quality floor ----------------------------------------------------------------------
 
 

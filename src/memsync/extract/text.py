@@ -230,7 +230,9 @@ def normalise(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'")
     text = _NOISE.sub(" ", text)
     text = _THOUGH.sub("", text)
-    text = _SPELLING_RE.sub(lambda m: _SPELLING[m.group(1).lower()], text)
+    # Case-insensitive matching also accepts letters whose lower case is not one letter
+    # ("İ" lowers to "i" and a combining dot), so an unknown spelling stays as written.
+    text = _SPELLING_RE.sub(lambda m: _SPELLING.get(m.group(1).lower(), m.group(1)), text)
     return re.sub(r"\s+", " ", text).strip()
 
 
