@@ -19,7 +19,16 @@ from memsync.errors import (
     WeakPassphrase,
     WrongPassphrase,
 )
-from memsync.model import Category, Kind, Message, Provenance, SearchFilters, SearchHit, Status
+from memsync.model import (
+    Category,
+    Kind,
+    Message,
+    Provenance,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    Status,
+)
 from memsync.retrieval.embed import HashEmbedder
 from memsync.store import state
 from memsync.vault import NewVault, Vault
@@ -411,8 +420,9 @@ def test_ingest_stores_the_source_and_indexes_every_non_system_turn(
     assert vault.get_source(src.id) == src
     assert vault.sources() == [src]
 
+    # Every turn is in the keyword index (replies and tool output only there).
     for index, query in ((1, "daughter"), (2, "instrument"), (3, "Tuesdays"), (4, "drizzle")):
-        turns = [h.turn for h in vault.search(query) if h.turn]
+        turns = [h.turn for h in vault.search(query, mode=SearchMode.KEYWORD) if h.turn]
         assert turns, query
         assert (turns[0].source_id, turns[0].index, turns[0].text) == (
             src.id,
