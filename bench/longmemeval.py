@@ -37,7 +37,7 @@ from common import log, run_header
 from memsync import SearchHit, SearchMode, Vault, Weights
 from memsync.crypto.device import FAST_KDF
 from memsync.retrieval.context import count_tokens
-from memsync.retrieval.embed import MiniLMEmbedder
+from memsync.retrieval.embedders import embedder_for
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = lme.REPO / "bench" / "out"
@@ -281,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--user-hits", action="store_true", help="rank only hits on user turns")
     p.add_argument("--depth", type=int, default=100, help="k passed to Vault.search")
     p.add_argument("--context", action="store_true", help="also measure Vault.context blocks")
+    p.add_argument("--embedder", default="minilm", help="minilm (default) or e5")
     p.add_argument("--no-cache", action="store_true", help="embed every text afresh")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--data", type=Path, default=lme.DATA)
@@ -309,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.json.write_text(json.dumps(record, indent=1))
         return 0
     variants = load_variants(args)
-    inner = MiniLMEmbedder()
+    inner = embedder_for(args.embedder)
     cache = None if args.no_cache else OUT / "embcache" / inner.name.replace("/", "_")
     embedder = lme.CachedEmbedder(inner, cache)
     log(f"{len(questions)} questions, {len(variants)} variants, extract {not args.no_extract}")

