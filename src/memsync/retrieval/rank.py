@@ -85,7 +85,8 @@ def describe(conn: apsw.Connection, rowids: Sequence[int]) -> dict[int, Item]:
         items[int(rowid)] = Item(int(rowid), int(typ), int(ts), points, role)
     provenance: dict[int, list[tuple[str, int | None]]] = defaultdict(list)
     for rowid, source, turn in conn.execute(
-        "SELECT i.rowid, p.source_id, p.turn FROM items i JOIN memories mm ON i.type=? "
+        # NOT INDEXED: else SQLite walks the (type, ref) index over every memory.
+        "SELECT i.rowid, p.source_id, p.turn FROM items i NOT INDEXED JOIN memories mm ON i.type=? "
         f"AND mm.rowid=i.ref JOIN provenance p ON p.memory_id=mm.id WHERE i.rowid IN ({marks}) "
         "ORDER BY i.rowid, p.ord",
         [state.ITEM_MEMORY, *rowids],

@@ -141,6 +141,11 @@ def _configure(conn: apsw.Connection) -> None:
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
+    # Up to 64 MiB of decrypted pages (SQLite's default is 2 MB): each page read from disk
+    # is decrypted again, and ranking a search reads the provenance of ~100 candidates;
+    # at 100k memories this took the search p50 from 17 to 13 ms. The pages are no more
+    # exposed than the vectors and records already held in memory.
+    conn.execute("PRAGMA cache_size=-65536")
 
 
 def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
