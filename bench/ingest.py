@@ -39,14 +39,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import zstandard
 
+import lme
 from common import log, run_header
 from memsync import Vault
 from memsync.crypto.device import FAST_KDF
@@ -58,9 +58,7 @@ from memsync.retrieval.embed import Embedder, MiniLMEmbedder
 from memsync.store.state import UNINDEXED_ROLES
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / ".." / "shared" / "data" / "longmemeval"
-S_FILE = "longmemeval_s_cleaned.498.json.zst"
+S_FILE = lme.SPLIT_FILES["s"]
 BATCH = 64  # texts per embed call, as in memsync.retrieval.vectors.embed_items
 TARGET = 1.5
 
@@ -69,17 +67,10 @@ TARGET = 1.5
 
 
 @dataclass(frozen=True)
-class Session:
-    id: str
-    date: datetime
-    messages: tuple[Message, ...]
-
-
-@dataclass(frozen=True)
 class Haystack:
     question_id: str
     question_type: str
-    sessions: tuple[Session, ...]
+    sessions: tuple[lme.Session, ...]
 
     @property
     def turns(self) -> int:
@@ -106,34 +97,11 @@ class Haystack:
         return sum(len(m.content) for s in self.sessions for m in s.messages)
 
 
-def parse_date(text: str) -> datetime:
-    """ "2023/05/20 (Sat) 07:47" as an aware UTC datetime."""
-    return datetime.strptime(text, "%Y/%m/%d (%a) %H:%M").replace(tzinfo=UTC)
-
-
 def load_haystacks(data: Path, n: int, offset: int, max_sessions: int | None) -> list[Haystack]:
     """Questions offset .. offset+n-1 of the S file (order by question_id), each haystack
-    sorted by session date and cut to `max_sessions` sessions."""
-    path = data / S_FILE
-    with path.open("rb") as fh:
-        raw = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read()
-    questions = json.loads(raw)[offset : offset + n]
-    del raw
-    out = []
-    for q in questions:
-        sessions = [
-            Session(
-                sid,
-                parse_date(date),
-                tuple(Message(t["role"], t["content"], timestamp=parse_date(date)) for t in turns),
-            )
-            for sid, date, turns in zip(
-                q["haystack_session_ids"], q["haystack_dates"], q["haystack_sessions"], strict=True
-            )
-            if turns
-        ]
-        sessions.sort(key=lambda s: s.date)  # stable: same-minute sessions keep file order
-        out.append(Haystack(q["question_id"], q["question_type"], tuple(sessions[:max_sessions])))
+    in date order and cut to `max_sessions` sessions."""
+    questions = lme.load("s", data)[offset : offset + n]
+    out = [Haystack(q.id, q.type, q.sessions[:max_sessions]) for q in questions]
     gc.collect()
     return out
 
@@ -481,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=DEFAULT_DATA,
+        default=lme.DATA,
         help="LongMemEval directory (default: ../shared/data/longmemeval from the repo root)",
     )
     parser.add_argument(

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import lme
 from common import log, run_header
-from memsync import SearchHit, SearchMode, Vault, Weights
+from memsync import Memory, SearchHit, SearchMode, Turn, Vault, Weights
 from memsync.crypto.device import FAST_KDF
+from memsync.errors import EmbedderError
 from memsync.retrieval.context import count_tokens
 from memsync.retrieval.embedders import embedder_for
 
@@ -69,29 +70,40 @@ class QuestionResult:
     top_sessions: list[str]
 
 
+def reached(
+    memory: Memory | None, turn: Turn | None, by_source: dict[str, lme.Session]
+) -> list[tuple[str, str | None]]:
+    """The (session id, user-turn id or None) a hit or context line points at: a turn its
+    own (a reply stands for the user turn it answers), a memory its provenance."""
+    if turn is not None:
+        points: list[tuple[str, int | None]] = [(turn.source_id, turn.index)]
+    elif memory is not None:
+        points = [(p.source_id, p.turn) for p in memory.provenance]
+    else:
+        points = []
+    out = []
+    for source_id, index in points:
+        session = by_source.get(source_id)
+        if session is not None:
+            user = None if index is None else session.user_turn(index)
+            out.append((session.id, None if user is None else lme.turn_id(session.id, user)))
+    return out
+
+
 def rankings(
     hits: Sequence[SearchHit], by_source: dict[str, lme.Session], user_hits: bool
 ) -> tuple[list[str], list[str]]:
-    """Unique session ids and unique user-turn ids, in the order hits first reach them."""
+    """Unique session ids and unique user-turn ids, in the order hits first reach them.
+    `user_hits` keeps only hits on user turns (the reference baseline ranks nothing else)."""
     sessions: dict[str, None] = {}
     turns: dict[str, None] = {}
     for hit in hits:
-        if hit.turn is not None:
-            if user_hits and hit.turn.role != "user":
-                continue
-            points = [(hit.turn.source_id, hit.turn.index)]
-        elif hit.memory is not None and not user_hits:
-            points = [(p.source_id, p.turn) for p in hit.memory.provenance if p.turn is not None]
-        else:
+        if user_hits and (hit.turn is None or hit.turn.role != "user"):
             continue
-        for source_id, index in points:
-            session = by_source.get(source_id)
-            if session is None or index is None:
-                continue
-            sessions.setdefault(session.id, None)
-            user = session.user_turn(index)
-            if user is not None:
-                turns.setdefault(lme.turn_id(session.id, user), None)
+        for session_id, turn_id in reached(hit.memory, hit.turn, by_source):
+            sessions.setdefault(session_id, None)
+            if turn_id is not None:
+                turns.setdefault(turn_id, None)
     return list(sessions), list(turns)
 
 
@@ -119,23 +131,9 @@ def context_metrics(
     out: dict[str, float] = {}
     for budget in CONTEXT_BUDGETS:
         ctx = vault.context(q.question, budget_tokens=budget, now=q.date)
-        sessions: set[str] = set()
-        turns: set[str] = set()
-        for item in ctx.items:
-            if item.turn is not None:
-                points = [(item.turn.source_id, item.turn.index)]
-            elif item.memory is not None:
-                points = [(p.source_id, p.turn) for p in item.memory.provenance]
-            else:
-                points = []
-            for source_id, index in points:
-                session = by_source.get(source_id)
-                if session is None:
-                    continue
-                sessions.add(session.id)
-                user = None if index is None else session.user_turn(index)
-                if user is not None:
-                    turns.add(lme.turn_id(session.id, user))
+        points = [p for item in ctx.items for p in reached(item.memory, item.turn, by_source)]
+        sessions = {session_id for session_id, _ in points}
+        turns = {turn_id for _, turn_id in points if turn_id is not None}
         out[f"context{budget}_any_gold_session"] = float(bool(sessions & q.gold_sessions))
         out[f"context{budget}_all_gold_sessions"] = float(q.gold_sessions <= sessions)
         out[f"context{budget}_any_gold_turn"] = float(bool(turns & q.gold_turns))
@@ -261,9 +259,13 @@ def load_variants(args: argparse.Namespace) -> list[Variant]:
     vaults so they differ only in ranking."""
     if args.variants is None:
         return [Variant(args.mode, SearchMode(args.mode))]
+    try:
+        listed = json.loads(args.variants.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"longmemeval.py: error: --variants {args.variants}: {exc}") from None
     return [
         Variant(v["name"], SearchMode(v.get("mode", "hybrid")), Weights(**v.get("weights", {})))
-        for v in json.loads(args.variants.read_text())
+        for v in listed
     ]
 
 
@@ -287,6 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=lme.DATA)
     args = p.parse_args(argv)
 
+    if not (args.data / lme.SPLIT_FILES[args.split]).is_file():
+        p.error(f"no {lme.SPLIT_FILES[args.split]} in {args.data}")
+    try:
+        inner = embedder_for(args.embedder)
+    except EmbedderError as exc:
+        p.error(str(exc))
+    variants = [] if args.reference else load_variants(args)
     questions = [q for q in lme.load(args.split, args.data) if q.evaluated]
     questions = questions[args.offset :]
     if args.limit:
@@ -309,8 +318,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             record = {**run_header(), "summary": table, "questions": [asdict(r) for r in results]}
             args.json.write_text(json.dumps(record, indent=1))
         return 0
-    variants = load_variants(args)
-    inner = embedder_for(args.embedder)
     cache = None if args.no_cache else OUT / "embcache" / inner.name.replace("/", "_")
     embedder = lme.CachedEmbedder(inner, cache)
     log(f"{len(questions)} questions, {len(variants)} variants, extract {not args.no_extract}")

@@ -23,7 +23,7 @@ from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
 from memsync.retrieval import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
 from memsync.retrieval import e5 as e5_module
-from memsync.retrieval import embedders as embedders_module
+from memsync.retrieval import embed as embed_module
 from memsync.retrieval.e5 import E5Embedder, unsupported_reason
 from memsync.retrieval.embedders import CHOICES, embedder_for, shared_e5
 from memsync.vault import Vault
@@ -461,7 +461,8 @@ def test_cli_init_accepts_e5(monkeypatch: pytest.MonkeyPatch, fast_dir: Path) ->
 def test_cli_init_with_e5_missing_fails_before_creating_anything(
     monkeypatch: pytest.MonkeyPatch, fast_dir: Path
 ) -> None:
-    monkeypatch.setattr(embedders_module, "_e5", None)  # a fresh, unloaded shared instance
+    # A fresh, unloaded shared instance.
+    monkeypatch.delitem(embed_module._shared, E5Embedder, raising=False)
     home = fast_dir / "home"
     _cli_env(monkeypatch, home)
     result = CliRunner().invoke(cli, ["init", "--embedder", "e5"], catch_exceptions=False)

@@ -355,9 +355,9 @@ class Vault:
         """The `k` best memories and turns for `query`.
 
         BM25 and vectors find candidates; they are fused by rank, and each is credited
-        with the evidence around it: the reply to a turn, the memories drawn from it, the
-        rest of its conversation, and whether it falls in a period the query names
-        ("last month", judged against `now`). `weights` tunes those credits.
+        with the evidence around it: the reply to a user turn, the rest of its
+        conversation, and whether it falls in a period the query names ("last month",
+        judged against `now`). `weights` tunes those credits (`rank.Weights`).
         """
         if k < 1:
             raise UsageError("k must be at least 1")

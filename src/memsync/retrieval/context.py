@@ -21,7 +21,7 @@ from typing import Protocol
 
 from memsync.errors import UsageError
 from memsync.model import Kind, Memory, SearchFilters, SearchHit, Turn
-from memsync.retrieval.search import STOPWORDS
+from memsync.retrieval.search import query_terms
 
 MIN_BUDGET = 50
 SEARCH_K = 40  # hits considered; the budget, not k, decides how many go in
@@ -107,7 +107,7 @@ def build_context(
 
 def assemble(hits: Sequence[SearchHit], query: str, budget_tokens: int) -> Context:
     """Walk `hits` best first, taking each line that still fits; skip the rest."""
-    words = query_words(query)
+    words = frozenset(query_terms(query))
     item_cap = max(60, budget_tokens // 4)
     used = count_tokens(HEADER)
     memories: list[ContextItem] = []
@@ -129,9 +129,9 @@ def assemble(hits: Sequence[SearchHit], query: str, budget_tokens: int) -> Conte
             if key in seen:
                 continue  # the same text is already in the block
             line = turn_line(hit.turn, words, min(item_cap, room))
-        if line is None or count_tokens(line) > room:
+        tokens = room + 1 if line is None else count_tokens(line)
+        if line is None or tokens > room:
             continue
-        tokens = count_tokens(line)
         section.append(ContextItem(hit.memory, hit.turn, line, tokens))
         seen.add(key)
         used += overhead + tokens
@@ -143,12 +143,6 @@ def assemble(hits: Sequence[SearchHit], query: str, budget_tokens: int) -> Conte
             lines += [heading, *(i.text for i in section)]
     text = "\n".join(lines)
     return Context(text, count_tokens(text), budget_tokens, (*memories, *turns))
-
-
-def query_words(query: str) -> frozenset[str]:
-    """The query's lowercased words without stopwords (all of them if that leaves none)."""
-    words = _WORD.findall(query.lower())
-    return frozenset(w for w in words if w not in STOPWORDS) or frozenset(words)
 
 
 def _flat(text: str) -> str:

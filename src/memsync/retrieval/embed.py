@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Embedder", "HashEmbedder", "MiniLMEmbedder", "default_embedder"]
 
 FloatMatrix = npt.NDArray[np.float32]
+_E = TypeVar("_E")
 
 
 @runtime_checkable
@@ -403,14 +404,20 @@ class HashEmbedder:
 
 # --- default ----------------------------------------------------------------------------
 
-_default: MiniLMEmbedder | None = None
-_default_lock = threading.Lock()
+_shared: dict[type[Any], Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(kind: type[_E]) -> _E:
+    """The process-wide instance of an embedder class, created on first call (its model
+    loads on first use), so every vault in the process shares one copy of the model."""
+    with _shared_lock:
+        if kind not in _shared:
+            _shared[kind] = kind()
+        found: _E = _shared[kind]
+        return found
 
 
 def default_embedder() -> Embedder:
-    """The process-wide `MiniLMEmbedder`, created on first call (the model loads on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = MiniLMEmbedder()
-        return _default
+    """The process-wide `MiniLMEmbedder`."""
+    return shared(MiniLMEmbedder)

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import re
-import threading
 
 from memsync.errors import EmbedderError
 from memsync.retrieval.e5 import E5Embedder
-from memsync.retrieval.embed import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
+from memsync.retrieval.embed import (
+    Embedder,
+    HashEmbedder,
+    MiniLMEmbedder,
+    default_embedder,
+    shared,
+)
 
 _HASH = re.compile(r"hash-(\d+)@1")
 CHOICES = ("minilm", "e5", "hash")
 
-_e5: E5Embedder | None = None
-_e5_lock = threading.Lock()
-
 
 def shared_e5() -> E5Embedder:
-    """The process-wide `E5Embedder`, created on first call (the model loads on first use)."""
-    global _e5
-    with _e5_lock:
-        if _e5 is None:
-            _e5 = E5Embedder()
-        return _e5
+    """The process-wide `E5Embedder`."""
+    return shared(E5Embedder)
 
 
 def embedder_for(name: str | None) -> Embedder:

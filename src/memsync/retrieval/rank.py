@@ -118,11 +118,11 @@ def rank(
         r.score += weights.vector / (weights.rrf_k + rank_no)
     fused = {rowid: r.score for rowid, r in ranked.items()}
 
-    # Turns by (source, index), to credit a round's user turn and a memory's turns.
+    # User turns by (source, index): what a reply and a memory credit.
     turn_at = {
         it.points[0]: rowid
         for rowid, it in items.items()
-        if it.type == state.ITEM_TURN and it.points and rowid in ranked
+        if it.type == state.ITEM_TURN and it.role == "user" and it.points and rowid in ranked
     }
 
     def credit(target: int | None, amount: float, why: str) -> None:

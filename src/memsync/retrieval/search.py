@@ -43,11 +43,16 @@ STOPWORDS = frozenset(
 )
 
 
+def query_terms(text: str) -> list[str]:
+    """The query's distinct lower-cased words in order, stopwords dropped (all of them
+    kept if that leaves none): what keyword search matches and context excerpts look for."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    return list(dict.fromkeys([w for w in words if w not in STOPWORDS] or words))
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 MATCH expression: the query's words, quoted, joined by OR."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    kept = [w for w in words if w not in STOPWORDS] or words
-    unique = list(dict.fromkeys(kept))[:32]
+    unique = query_terms(text)[:32]
     if not unique:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)

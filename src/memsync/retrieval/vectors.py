@@ -42,7 +42,7 @@ def embed_items(
         rows = conn.execute(
             f"SELECT i.rowid, i.text FROM items i LEFT JOIN messages m ON i.type=? "
             f"AND m.rowid=i.ref WHERE i.rowid IN ({marks}) "
-            "AND (m.role IS NULL OR m.role NOT IN (?,?,?))",
+            f"AND (m.role IS NULL OR m.role NOT IN ({','.join('?' * len(KEYWORD_ONLY_ROLES))}))",
             [state.ITEM_TURN, *chunk, *KEYWORD_ONLY_ROLES],
         ).fetchall()
         todo = [str(r[1]) for r in rows if str(r[1]) not in known]
