@@ -100,3 +100,26 @@ class LLMError(MemsyncError):
     answered with output that stayed malformed after one retry."""
 
     exit_code = 9
+
+
+class Unauthenticated(MemsyncError):
+    """A request came without a token, with an unknown one, or from a revoked app."""
+
+    exit_code = 10
+
+
+class AccessDenied(MemsyncError):
+    """The app's scope does not allow this write. (Reads out of scope are not errors:
+    what an app may not read is invisible to it.)"""
+
+    exit_code = 10
+
+
+class RateLimited(MemsyncError):
+    """An app made more requests than its limit allows; `retry_after` is in seconds."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -22,7 +22,9 @@ from memsync.extract.profile import (
 from memsync.model import Kind, Status
 from memsync.store import db, state
 
-__all__ = ["refresh"]
+__all__ = ["BIO_CHARS", "bio_override", "refresh"]
+
+BIO_CHARS = 2000
 
 
 def refresh(
@@ -49,4 +51,11 @@ def refresh(
     if previous is None or replace(built, built_at=previous.built_at) != previous:
         with lock, conn:
             db.write_meta(conn, "profile", json.dumps(profile_to_json(built)))
-    return built
+    written = bio_override(conn)
+    return built if written is None else replace(built, bio=written)
+
+
+def bio_override(conn: apsw.Connection) -> str | None:
+    """The bio the person wrote (`Vault.set_bio`), if any."""
+    row = conn.execute("SELECT text FROM bio").fetchone()
+    return None if row is None else str(row[0])

@@ -13,6 +13,7 @@ from typing import Any
 import apsw
 
 from memsync import codec
+from memsync.apps import Scope
 from memsync.errors import AmbiguousId, NotFound, UsageError
 from memsync.ids import new_id
 from memsync.model import Category, Kind, Memory, Page, Provenance, SearchFilters, Source, Status
@@ -167,11 +168,24 @@ def edited(
 
 
 def list_page(
-    conn: apsw.Connection, filters: SearchFilters, *, now: datetime, limit: int, offset: int
+    conn: apsw.Connection,
+    filters: SearchFilters,
+    *,
+    now: datetime,
+    limit: int,
+    offset: int,
+    scope: Scope | None = None,
 ) -> Page:
-    """Memories matching `filters` (in stored form), newest first; see `Vault.list`."""
+    """Memories matching `filters` (in stored form) and readable in `scope`, newest first;
+    see `Vault.list`."""
     where: list[str] = ["1"]
     params: list[Any] = []
+    if scope is not None:
+        where.append(f"m.kind IN ({','.join('?' * len(scope.kinds)) or 'NULL'})")
+        params += sorted(k.value for k in scope.kinds)
+        cats = f"m.category IN ({','.join('?' * len(scope.read)) or 'NULL'})"
+        where.append(f"({cats} OR m.category IS NULL)" if scope.reads_uncategorised else cats)
+        params += sorted(c.value for c in scope.read)
     statuses = filters.statuses or tuple(Status)
     where.append(f"m.status IN ({','.join('?' * len(statuses))})")
     params += [s.value for s in statuses]

@@ -19,8 +19,21 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
-from memsync import capture, codec, ingest_flow, keystore, lifecycle, profile_cache, records
+from memsync import (
+    access,
+    capture,
+    codec,
+    ingest_flow,
+    keystore,
+    ledger,
+    lifecycle,
+    profile_cache,
+    records,
+)
+from memsync import apps as apps_
 from memsync import config as settings_
+from memsync.access import AppSession
+from memsync.apps import App, Scope
 from memsync.capture import IngestReport, IngestResult, Outcome
 from memsync.crypto.device import DeviceKeys, KdfParams, check_passphrase_strength, seal_device
 from memsync.errors import UsageError
@@ -30,6 +43,7 @@ from memsync.extract.profile import Profile, Summarizer
 from memsync.extract.reconcile import Judge, Neighbour
 from memsync.ids import new_id
 from memsync.ingest.types import ImportBatch, ImportedDocument, ImportedMemory
+from memsync.ledger import Disclosure
 from memsync.model import (
     Category,
     CheckReport,
@@ -321,11 +335,22 @@ class Vault:
         )
 
     def list(
-        self, filters: SearchFilters = SearchFilters(), *, limit: int = 50, offset: int = 0
+        self,
+        filters: SearchFilters = SearchFilters(),
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        scope: Scope | None = None,
     ) -> Page:
-        """Memories matching `filters`, newest first, one page at a time."""
+        """Memories matching `filters` (and readable in `scope`), newest first, a page at
+        a time."""
         return records.list_page(
-            self.conn, records.stored_form(filters), now=self.clock(), limit=limit, offset=offset
+            self.conn,
+            records.stored_form(filters),
+            now=self.clock(),
+            limit=limit,
+            offset=offset,
+            scope=scope,
         )
 
     # Search.
@@ -351,19 +376,21 @@ class Vault:
         now: datetime | None = None,
         mode: SearchMode = SearchMode.HYBRID,
         weights: Weights = Weights(),
+        scope: Scope | None = None,
     ) -> builtins.list[SearchHit]:
         """The `k` best memories and turns for `query`.
 
         BM25 and vectors find candidates; they are fused by rank, and each is credited
         with the evidence around it: the reply to a user turn, the rest of its
         conversation, and whether it falls in a period the query names ("last month",
-        judged against `now`). `weights` tunes those credits (`rank.Weights`).
+        judged against `now`). `weights` tunes those credits (`rank.Weights`). With a
+        `scope`, only what that app may read is searched.
         """
         if k < 1:
             raise UsageError("k must be at least 1")
         now = now or self.clock()
         depth = max(50, k * 5)
-        cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now)
+        cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now, scope)
         keyword = (
             []
             if mode is SearchMode.VECTOR
@@ -504,6 +531,14 @@ class Vault:
             lock=self._lock,
         )
 
+    def set_bio(self, text: str | None) -> Profile:
+        """Show `text` as the bio instead of the derived one (`None` goes back to it)."""
+        cleaned = None if text is None else " ".join(text.split())
+        if cleaned is not None and not 0 < len(cleaned) <= profile_cache.BIO_CHARS:
+            raise UsageError(f"a bio has 1 to {profile_cache.BIO_CHARS} characters")
+        self._commit({"op": "set_bio", "text": cleaned, "at": codec.to_ms(self.clock())})
+        return self.profile()
+
     def summarizer(self) -> Summarizer:
         """Who writes the profile: the configured LLM, or the offline rules. Private
         memories are always summarised on this device."""
@@ -550,6 +585,48 @@ class Vault:
             if ops:
                 self._commit_many(ops, progress)
         return n_sources, len(ops) - n_sources
+
+    # Apps, their scopes and the disclosure ledger (`memsync.access`).
+
+    def add_app(
+        self, name: str, scope: Scope = Scope(), *, rate_per_minute: int = apps_.DEFAULT_RATE
+    ) -> tuple[App, str]:
+        """Register an app; returns it and its bearer token, which is not stored anywhere
+        (only its hash is) and so is shown once. `memsync app add NAME` calls this."""
+        return access.add_app(self, name, scope, rate_per_minute)
+
+    def apps(self) -> builtins.list[App]:
+        return apps_.all_apps(self.conn)
+
+    def revoke_app(self, name: str) -> App:
+        """Stop an app from connecting; what it was given stays in the ledger."""
+        return access.revoke_app(self, name)
+
+    def as_app(self, app: str | App) -> AppSession:
+        """The vault as one app sees it: its scope enforced, every disclosure recorded."""
+        found = apps_.get_app(self.conn, app) if isinstance(app, str) else app
+        return AppSession(self, found)
+
+    def app_for_token(self, token: str) -> App | None:
+        """The active app holding `token`, or None."""
+        return apps_.app_for_token(self.conn, token)
+
+    def disclosures(
+        self,
+        *,
+        app: str | None = None,
+        since: datetime | None = None,
+        memory_id: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Disclosure]:
+        """The ledger, newest first: what each app was given, when and for what query."""
+        return ledger.query(self.conn, app=app, since=since, memory_id=memory_id, limit=limit)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every write. A server holds it around each request, so no request sees
+        another's transaction half done."""
+        return self._lock
 
     # Verification.
 

@@ -72,7 +72,18 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from memsync.cli import capture, demo, maintenance, memories, profile, setup, sources
+    from memsync.cli import (
+        apps,
+        capture,
+        demo,
+        maintenance,
+        mcp,
+        memories,
+        profile,
+        serve,
+        setup,
+        sources,
+    )
 
     for command in (
         setup.init,
@@ -97,6 +108,10 @@ def _register() -> None:
         setup.recover,
         setup.passwd,
         capture.config_command,
+        apps.app,
+        apps.disclosures,
+        serve.serve,
+        mcp.mcp,
         demo.demo,
     ):
         cli.add_command(command)

@@ -54,7 +54,7 @@ _BIO_PER_CATEGORY = 2
 _BIO_MAX_STATEMENTS = 6
 # What a bio is about; health, finance and private facts stay out of the one-paragraph
 # description an assistant is most likely to be shown.
-_BIO_CATEGORIES = (
+BIO_CATEGORIES = (
     Category.IDENTITY,
     Category.CAREER,
     Category.RELATIONSHIPS,
@@ -195,7 +195,7 @@ def _distinct(ranked: Sequence[Memory]) -> list[Memory]:
 
 def _bio_inputs(by_category: dict[Category, list[Memory]]) -> list[Memory]:
     chosen: list[Memory] = []
-    for cat in _BIO_CATEGORIES:
+    for cat in BIO_CATEGORIES:
         sure = [m for m in by_category.get(cat, []) if m.confidence >= _BIO_MIN_CONFIDENCE]
         chosen.extend(sure[:_BIO_PER_CATEGORY])
     return chosen[:_BIO_MAX_STATEMENTS]

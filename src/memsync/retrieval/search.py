@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memsync import codec
+from memsync.apps import Scope
 from memsync.model import SearchFilters, SearchHit, Status
 from memsync.retrieval.rank import Ranked
 from memsync.store import state
@@ -70,6 +71,10 @@ class _Conditions:
     until: int | None
     not_expired_at: int | None
     tagged: frozenset[int] | None  # item rowids carrying a wanted tag
+    # An app's scope: memories must have one of these kinds and categories (turns, which
+    # have neither, are let through or left out by `types`). None: no scope.
+    scope_kinds: tuple[int, ...] | None = None
+    scope_categories: tuple[int, ...] | None = None
 
     def sql(self) -> tuple[str, list[Any]]:
         parts: list[str] = []
@@ -96,16 +101,29 @@ class _Conditions:
             params.append(self.not_expired_at)
         if self.tagged is not None:
             among("i.rowid", sorted(self.tagged))
+        if self.scope_kinds is not None and self.scope_categories is not None:
+            kinds = ",".join("?" * len(self.scope_kinds)) or "NULL"
+            cats = ",".join("?" * len(self.scope_categories)) or "NULL"
+            parts.append(
+                f"(i.type={state.ITEM_TURN} OR (i.kind IN ({kinds}) AND i.category IN ({cats})))"
+            )
+            params.extend([*self.scope_kinds, *self.scope_categories])
         return " AND ".join(parts) or "1", params
 
 
-def resolve_filters(conn: apsw.Connection, f: SearchFilters, now: datetime) -> _Conditions:
+def resolve_filters(
+    conn: apsw.Connection, f: SearchFilters, now: datetime, scope: Scope | None = None
+) -> _Conditions:
+    """`f` as codes; with a `scope`, also only what that app may read."""
     memory_only = bool(f.kinds or f.categories or f.tags)
-    types = (
-        (state.ITEM_MEMORY,)
-        if memory_only or not f.include_turns
-        else (state.ITEM_MEMORY, state.ITEM_TURN)
-    )
+    turns = f.include_turns and not memory_only and (scope is None or scope.conversations)
+    types = (state.ITEM_MEMORY, state.ITEM_TURN) if turns else (state.ITEM_MEMORY,)
+    scope_kinds = scope_categories = None
+    if scope is not None:
+        scope_kinds = tuple(state.KIND_CODE[k] for k in sorted(scope.kinds))
+        scope_categories = tuple(state.CATEGORY_CODE[c] for c in sorted(scope.read))
+        if scope.reads_uncategorised:
+            scope_categories += (state.NO_CODE,)
     tagged: frozenset[int] | None = None
     if f.tags:
         marks = ",".join("?" * len(f.tags))
@@ -124,6 +142,8 @@ def resolve_filters(conn: apsw.Connection, f: SearchFilters, now: datetime) -> _
         until=codec.opt_ms(f.until),
         not_expired_at=None if f.include_expired else codec.to_ms(now),
         tagged=tagged,
+        scope_kinds=scope_kinds,
+        scope_categories=scope_categories,
     )
 
 
@@ -266,6 +286,10 @@ class VectorIndex:
                 mask &= cols[:, 5] > cond.not_expired_at
             if cond.tagged is not None:
                 mask &= np.isin(self.rowid[:n], np.fromiter(cond.tagged, dtype=np.int64))
+            if cond.scope_kinds is not None and cond.scope_categories is not None:
+                mask &= (cols[:, 0] == state.ITEM_TURN) | (
+                    _among(cols[:, 2], cond.scope_kinds) & _among(cols[:, 3], cond.scope_categories)
+                )
             wanted = int(np.count_nonzero(mask))
             if wanted == 0:
                 return []

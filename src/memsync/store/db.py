@@ -13,7 +13,7 @@ import apsw
 
 from memsync.errors import CorruptVault
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,6 +114,41 @@ CREATE TABLE IF NOT EXISTS items(
 CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
     text, content='items', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
 );
+-- Apps allowed to talk to the vault; the token is kept only as its SHA-256.
+CREATE TABLE IF NOT EXISTS apps(
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    rate_per_minute INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+-- The disclosure ledger: what was handed to which app, when and for what query.
+CREATE TABLE IF NOT EXISTS disclosures(
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    app TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    query TEXT
+);
+CREATE INDEX IF NOT EXISTS disclosures_app ON disclosures(app, at);
+CREATE INDEX IF NOT EXISTS disclosures_at ON disclosures(at);
+CREATE TABLE IF NOT EXISTS disclosed(
+    disclosure INTEGER NOT NULL,
+    ord INTEGER NOT NULL,
+    memory_id TEXT,
+    source_id TEXT,
+    turn INTEGER,
+    PRIMARY KEY(disclosure, ord)
+);
+CREATE INDEX IF NOT EXISTS disclosed_memory ON disclosed(memory_id);
+-- A bio the person wrote, shown instead of the derived one (one row at most).
+CREATE TABLE IF NOT EXISTS bio(
+    one INTEGER PRIMARY KEY CHECK(one = 1),
+    text TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN
     INSERT INTO items_fts(rowid, text) VALUES (new.rowid, new.text);
 END;
@@ -126,13 +161,14 @@ CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF text ON items BEGIN
 END;
 """
 
-# From an older schema version straight to the current one.
+# From an older schema version to the current one; then SCHEMA adds any new tables.
 _MIGRATIONS = {
     "1": """
     ALTER TABLE sources ADD COLUMN external_id TEXT;
     ALTER TABLE messages ADD COLUMN start INTEGER;
     CREATE INDEX IF NOT EXISTS sources_external ON sources(external_id);
     """,
+    "2": "",
 }
 
 
@@ -176,7 +212,7 @@ def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
             version = read_meta(conn, "schema_version")
             if version in _MIGRATIONS:
                 with conn:
-                    conn.execute(_MIGRATIONS[version])
+                    conn.execute(_MIGRATIONS[version] + SCHEMA)
                     write_meta(conn, "schema_version", str(SCHEMA_VERSION))
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):

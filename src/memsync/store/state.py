@@ -15,7 +15,7 @@ from typing import Any
 
 import apsw
 
-from memsync import codec
+from memsync import apps, codec, ledger
 from memsync.errors import IntegrityError, NotFound
 from memsync.model import (
     Category,
@@ -219,6 +219,24 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         return IndexChange(removed=() if item is None else (item,))
     if kind == "add_source":
         return _add_source(conn, codec.source_from_json(op["source"]))
+    if kind == "disclose":
+        ledger.apply(conn, op)
+        return IndexChange()
+    if kind == "add_app":
+        apps.apply_add(conn, op)
+        return IndexChange()
+    if kind == "revoke_app":
+        apps.apply_revoke(conn, op)
+        return IndexChange()
+    if kind == "set_bio":
+        if op.get("text") is None:
+            conn.execute("DELETE FROM bio")
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO bio(one, text, updated_at) VALUES(1, ?, ?)",
+                (str(op["text"]), int(op["at"])),
+            )
+        return IndexChange()
     raise IntegrityError(f"unknown operation type {kind!r}")
 
 
@@ -411,6 +429,12 @@ _DIGEST_QUERIES = (
     "ORDER BY id",
     "SELECT source_id, idx, role, content, ts, name, start FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
+    "SELECT name, token_hash, scope, rate_per_minute, created_at, revoked_at FROM apps "
+    "ORDER BY name",
+    "SELECT id, app, at, action, query FROM disclosures ORDER BY id",
+    "SELECT d.id, x.ord, x.memory_id, x.source_id, x.turn FROM disclosed x "
+    "JOIN disclosures d ON d.rowid=x.disclosure ORDER BY d.id, x.ord",
+    "SELECT text, updated_at FROM bio",
     "SELECT type, text, status, kind, category, ts, valid_until FROM items "
     "ORDER BY type, text, ts, status, kind, category, valid_until",  # every column: no ties
 )

@@ -1,0 +1,361 @@
+"""The vault as one app sees it: `AppSession`, which every server adapter goes through.
+
+Each call re-reads the app (so a revocation or a new scope takes effect at once), runs
+under the vault's lock, keeps to the app's scope and records in the ledger every memory
+and conversation excerpt it returns. Memories outside the scope are invisible: asking
+for one by id gives the same "no memory" answer as an id that never existed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from memsync import apps as apps_
+from memsync import ledger, profile_cache
+from memsync.apps import App, Scope
+from memsync.capture import IngestResult
+from memsync.errors import AccessDenied, NotFound, Unauthenticated, UsageError
+from memsync.extract.base import Candidate, Extractor
+from memsync.extract.classify import guess_category
+from memsync.extract.profile import BIO_CATEGORIES, Profile, RuleSummarizer, build_profile
+from memsync.ledger import Disclosed
+from memsync.model import (
+    Category,
+    Kind,
+    Memory,
+    Message,
+    Page,
+    SearchFilters,
+    SearchHit,
+    Status,
+    Turn,
+)
+from memsync.retrieval.context import Context, build_context
+from memsync.store import state
+
+if TYPE_CHECKING:
+    from memsync.vault import Vault
+
+__all__ = ["AppIngest", "AppSession"]
+
+
+@dataclass(frozen=True)
+class AppIngest:
+    """What an app's conversation became: the stored source and decisions (`result`), the
+    memories the app may read among those made (`memories`), and how many statements were
+    left out because the app may not write their category or kind (`out_of_scope`)."""
+
+    result: IngestResult
+    memories: tuple[Memory, ...]
+    out_of_scope: int
+
+
+def add_app(vault: Vault, name: str, scope: Scope, rate: int) -> tuple[App, str]:
+    name = apps_.check_name(name)
+    if rate < 0:
+        raise UsageError("a rate limit is a number of requests per minute, 0 for none")
+    with vault.lock:
+        existing = {a.name: a for a in vault.apps()}
+        if name in existing and existing[name].active:
+            raise UsageError(f"an app named {name!r} exists; revoke it first to re-issue")
+        token = apps_.new_token()
+        vault.commit_ops([apps_.add_op(name, token, scope, rate, vault.clock())])
+        return apps_.get_app(vault.conn, name), token
+
+
+def revoke_app(vault: Vault, name: str) -> App:
+    with vault.lock:
+        app = apps_.get_app(vault.conn, apps_.check_name(name))
+        if not app.active:
+            raise UsageError(f"app {app.name!r} is already revoked")
+        vault.commit_ops([apps_.revoke_op(app.name, vault.clock())])
+        return apps_.get_app(vault.conn, app.name)
+
+
+class _ScopedExtractor:
+    """An extractor whose candidates the app may write; it counts the ones dropped."""
+
+    def __init__(self, inner: Extractor, scope: Scope) -> None:
+        self.inner = inner
+        self.scope = scope
+        self.name = inner.name
+        self.version = inner.version
+        self.dropped = 0
+
+    def extract(
+        self, messages: Sequence[Message], *, now: datetime | None = None
+    ) -> list[Candidate]:
+        found = self.inner.extract(messages, now=now)
+        kept = [c for c in found if self.scope.can_write(c.kind, c.category)]
+        self.dropped += len(found) - len(kept)
+        return kept
+
+
+class _Searcher:
+    """Scoped search that records nothing (a context block records what it kept)."""
+
+    def __init__(self, vault: Vault, scope: Scope) -> None:
+        self.vault = vault
+        self.scope = scope
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters = SearchFilters(),
+        now: datetime | None = None,
+    ) -> list[SearchHit]:
+        return self.vault.search(query, k=k, filters=filters, now=now, scope=self.scope)
+
+
+class AppSession:
+    """What one app may do with the vault. Get one with `Vault.as_app(name)`.
+
+    Example:
+        >>> app, token = vault.add_app("notes", Scope(read=parse_categories("career")))
+        >>> session = vault.as_app("notes")
+        >>> [h.memory.category for h in session.search("work")]  # career memories only
+        [<Category.CAREER: 'career'>]
+    """
+
+    def __init__(self, vault: Vault, app: App) -> None:
+        self.vault = vault
+        self.name = app.name
+
+    @property
+    def app(self) -> App:
+        """The app as registered now; `Unauthenticated` once it is revoked."""
+        app = apps_.get_app(self.vault.conn, self.name)
+        if not app.active:
+            raise Unauthenticated(f"app {self.name!r} has been revoked")
+        return app
+
+    # Reading.
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters = SearchFilters(),
+        now: datetime | None = None,
+    ) -> builtins.list[SearchHit]:
+        """The `k` best memories (and, if the scope allows, conversation turns) for `query`."""
+        with self.vault.lock:
+            scope = self.app.scope
+            hits = _Searcher(self.vault, scope).search(query, k=k, filters=filters, now=now)
+            self._record("search", query, _hit_items(hits))
+            return hits
+
+    def context(
+        self,
+        query: str,
+        *,
+        budget_tokens: int = 1000,
+        filters: SearchFilters = SearchFilters(),
+        now: datetime | None = None,
+    ) -> Context:
+        """A block for a system prompt within `budget_tokens`; only what went in is recorded."""
+        with self.vault.lock:
+            searcher = _Searcher(self.vault, self.app.scope)
+            block = build_context(
+                searcher, query, budget_tokens=budget_tokens, now=now, filters=filters
+            )
+            self._record(
+                "context", query, [Disclosed(*_refs(i.memory, i.turn)) for i in block.items]
+            )
+            return block
+
+    def list(
+        self, filters: SearchFilters = SearchFilters(), *, limit: int = 50, offset: int = 0
+    ) -> Page:
+        """A page of the memories the app may read, newest first."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise UsageError("limit is 1 to 1000 and offset at least 0")
+        with self.vault.lock:
+            page = self.vault.list(filters, limit=limit, offset=offset, scope=self.app.scope)
+            self._record("list", None, [Disclosed(m.id) for m in page.items])
+            return page
+
+    def get(self, memory_id: str) -> Memory:
+        """One memory by its full id; `NotFound` if it does not exist or is out of scope."""
+        with self.vault.lock:
+            memory = self._readable(memory_id, self.app.scope)
+            self._record("get", None, [Disclosed(memory.id)])
+            return memory
+
+    def profile(self) -> Profile:
+        """The profile as far as the app may read: sections of its categories, insights
+        drawn only from memories it may read, and the bio if it may read what the bio is
+        written from (else one written offline from its memories alone)."""
+        with self.vault.lock:
+            scope = self.app.scope
+            full = self.vault.profile()
+            if Kind.SEMANTIC in scope.kinds and set(BIO_CATEGORIES) <= scope.read:
+                visible = {m.id for m in self._semantic(scope)}
+                profile = replace(
+                    full,
+                    sections=tuple(s for s in full.sections if s.category in scope.read),
+                    insights=tuple(i for i in full.insights if set(i.memory_ids) <= visible),
+                )
+            else:
+                memories = self._semantic(scope) if Kind.SEMANTIC in scope.kinds else []
+                profile = build_profile(
+                    memories, now=self.vault.clock(), summarizer=RuleSummarizer()
+                )
+                written = profile_cache.bio_override(self.vault.conn)
+                if written is not None and Category.IDENTITY in scope.read:
+                    profile = replace(profile, bio=written)
+            ids = dict.fromkeys(
+                [
+                    *(m for s in profile.sections for m in s.memory_ids),
+                    *(m for i in profile.insights for m in i.memory_ids),
+                ]
+            )
+            self._record("profile", None, [Disclosed(m) for m in ids])
+            return profile
+
+    # Writing.
+
+    def add(
+        self,
+        text: str,
+        *,
+        kind: Kind = Kind.SEMANTIC,
+        category: Category | None = None,
+        tags: Iterable[str] = (),
+        valid_from: datetime | None = None,
+        valid_until: datetime | None = None,
+    ) -> Memory:
+        """Add a memory in a category the app may write (guessed from the text if none)."""
+        with self.vault.lock:
+            scope = self.app.scope
+            category = category or guess_category(text)
+            self._may_write(scope, kind, category)
+            memory = self.vault.add(
+                text,
+                kind=kind,
+                category=category,
+                tags=tags,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            )
+            self._record("add", None, [Disclosed(memory.id)])
+            return memory
+
+    def edit(
+        self,
+        memory_id: str,
+        *,
+        text: str | None = None,
+        kind: Kind | None = None,
+        category: Category | None = None,
+        tags: Iterable[str] | None = None,
+        valid_until: datetime | None = None,
+    ) -> Memory:
+        """Supersede a memory the app may read and write with an edited copy."""
+        with self.vault.lock:
+            scope = self.app.scope
+            old = self._readable(memory_id, scope)
+            self._may_write(scope, old.kind, old.category)
+            self._may_write(scope, kind or old.kind, category or old.category)
+            new = self.vault.edit(
+                old.id, text=text, kind=kind, category=category, tags=tags, valid_until=valid_until
+            )
+            self._record("edit", None, [Disclosed(new.id)])
+            return new
+
+    def forget(self, memory_id: str) -> None:
+        """Forget a memory (and its history) that the app may read and write."""
+        with self.vault.lock:
+            scope = self.app.scope
+            old = self._readable(memory_id, scope)
+            self._may_write(scope, old.kind, old.category)
+            self.vault.forget(old.id)
+
+    def ingest(
+        self,
+        messages: Sequence[Message],
+        *,
+        title: str | None = None,
+        created_at: datetime | None = None,
+        external_id: str | None = None,
+        extract: bool = True,
+    ) -> AppIngest:
+        """Store a conversation from the app and extract memories it may write."""
+        with self.vault.lock:
+            app = self.app
+            if not app.scope.write or not app.scope.kinds:
+                raise AccessDenied(f"app {app.name!r} may not write to the vault")
+            extractor = _ScopedExtractor(self.vault.extractor(), app.scope)
+            result = self.vault.ingest(
+                messages,
+                title=title,
+                origin=app.name,
+                created_at=created_at,
+                external_id=external_id,
+                extract=extract,
+                extractor=extractor,
+            )
+            made: builtins.list[Memory] = []
+            for outcome in result.outcomes:
+                try:
+                    memory = state.get_memory(self.vault.conn, outcome.memory_id)
+                except NotFound:
+                    continue
+                if memory.status is Status.ACTIVE and app.scope.can_read(memory):
+                    made.append(memory)
+            made = list({m.id: m for m in made}.values())
+            self._record("ingest", None, [Disclosed(m.id) for m in made])
+            return AppIngest(result, tuple(made), extractor.dropped)
+
+    def set_bio(self, text: str | None) -> Profile:
+        """Write the bio (or with `None`, go back to the derived one): needs `identity`."""
+        with self.vault.lock:
+            scope = self.app.scope
+            if Category.IDENTITY not in scope.write:
+                raise AccessDenied(f"app {self.name!r} may not write the bio (needs identity)")
+            self.vault.set_bio(text)
+        return self.profile()
+
+    # Helpers.
+
+    def _readable(self, memory_id: str, scope: Scope) -> Memory:
+        try:
+            memory = state.get_memory(self.vault.conn, memory_id.strip())
+        except NotFound:
+            memory = None
+        if memory is None or memory.status is Status.FORGOTTEN or not scope.can_read(memory):
+            raise NotFound(f"no memory with id {memory_id.strip()}")
+        return memory
+
+    def _may_write(self, scope: Scope, kind: Kind, category: Category | None) -> None:
+        if not scope.can_write(kind, category):
+            what = f"{kind.value} memories in {category.value if category else 'no category'}"
+            raise AccessDenied(f"app {self.name!r} may not write {what}")
+
+    def _semantic(self, scope: Scope) -> builtins.list[Memory]:
+        filters = SearchFilters(kinds=(Kind.SEMANTIC,))
+        page = self.vault.list(filters, limit=100_000, scope=scope)
+        return list(page.items)
+
+    def _record(self, action: str, query: str | None, items: Sequence[Disclosed]) -> None:
+        if items:
+            op = ledger.op(self.name, action, query, items, self.vault.clock())
+            self.vault.commit_ops([op])
+
+
+def _refs(memory: Memory | None, turn: Turn | None) -> tuple[str | None, str | None, int | None]:
+    if memory is not None:
+        return memory.id, None, None
+    assert turn is not None
+    return None, turn.source_id, turn.index
+
+
+def _hit_items(hits: Sequence[SearchHit]) -> list[Disclosed]:
+    return [Disclosed(*_refs(h.memory, h.turn)) for h in hits]

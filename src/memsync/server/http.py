@@ -1,0 +1,90 @@
+"""One ASGI app for everything `memsync serve` offers: the REST API and the memory proxy
+under `/v1`, MCP over streamable HTTP at `/mcp`; one vault behind all three."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memsync import __version__
+from memsync.errors import MemsyncError
+from memsync.server import mcp, proxy, rest
+from memsync.server.errors import api_error, error_body
+from memsync.server.gate import Gate
+from memsync.vault import Vault
+
+__all__ = ["create_app"]
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as `{"error": {"code", "message"}}` with a stable code."""
+
+    @app.exception_handler(MemsyncError)
+    async def _memsync(_: Request, exc: MemsyncError) -> JSONResponse:
+        err = api_error(exc)
+        return JSONResponse(
+            error_body(err.code, err.message), status_code=err.status, headers=dict(err.headers)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        )
+        return JSONResponse(error_body("validation_error", problems or "invalid request"), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+
+def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) -> FastAPI:
+    """The whole server for `vault` (opened once, shared by every request)."""
+    gate = Gate(vault)
+    mcp_http = mcp.http_app(gate)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with mcp_http.lifespan():
+            yield
+
+    app = FastAPI(
+        title="memsync",
+        version=__version__,
+        description=(
+            "Your memsync vault over HTTP. Every request carries an app's token "
+            "(`Authorization: Bearer …` or `X-API-Key`); the app sees only its scope, "
+            "and every memory returned is recorded in the vault's disclosure ledger."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(rest.router(gate), prefix="/v1")
+    app.include_router(
+        proxy.router(gate, proxy_options or proxy.ProxyOptions()),
+        prefix="/v1",
+        include_in_schema=False,
+    )
+    app.mount("/mcp", mcp_http.app)
+    return app
