@@ -707,6 +707,11 @@ def test_cli_config_lists_every_key(home: Path) -> None:
         "llm.timeout",
         "reconcile.llm",
         "profile.llm",
+        "proxy.upstream",
+        "proxy.api_key",
+        "proxy.budget",
+        "proxy.timeout",
+        "proxy.capture",
     ]
     for key in keys:
         assert key in shown
@@ -804,6 +809,11 @@ def test_cli_config_set_and_unset(home: Path) -> None:
         "llm.timeout": "60.0",
         "reconcile.llm": "true",
         "profile.llm": "true",
+        "proxy.upstream": "(not set)",
+        "proxy.api_key": "(not set)",
+        "proxy.budget": "1000",
+        "proxy.timeout": "120.0",
+        "proxy.capture": "false",
     }
     with open_vault(home) as vault:
         assert vault.settings().llm_api_key is None

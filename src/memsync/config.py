@@ -23,6 +23,7 @@ from memsync.extract.base import Extractor
 from memsync.extract.profile import KeepPrivateLocal, RuleSummarizer, Summarizer
 from memsync.extract.reconcile import Judge
 from memsync.extract.rules import RuleExtractor
+from memsync.retrieval.context import MIN_BUDGET
 
 if TYPE_CHECKING:
     from memsync.llm import ChatModel
@@ -53,6 +54,11 @@ class Settings:
     llm_timeout: float = 60.0
     reconcile_with_llm: bool = True
     profile_with_llm: bool = True
+    proxy_upstream: str | None = None
+    proxy_api_key: str | None = None
+    proxy_budget: int = 1000
+    proxy_timeout: float = 120.0
+    proxy_capture: bool = False
 
     @property
     def llm_configured(self) -> bool:
@@ -75,10 +81,17 @@ SETTINGS: tuple[_Key, ...] = (
     _Key("llm.timeout", "llm_timeout", "seconds to wait for one answer"),
     _Key("reconcile.llm", "reconcile_with_llm", "let the model decide hard duplicate cases"),
     _Key("profile.llm", "profile_with_llm", "let the model write the profile's summaries"),
+    _Key("proxy.upstream", "proxy_upstream", "API root the proxy sends chats to (OpenAI-style)"),
+    _Key("proxy.api_key", "proxy_api_key", "the upstream's key (kept encrypted)", True),
+    _Key("proxy.budget", "proxy_budget", "tokens of memories the proxy adds to a chat request"),
+    _Key("proxy.timeout", "proxy_timeout", "seconds the proxy waits for the upstream"),
+    _Key("proxy.capture", "proxy_capture", "store proxied chats and extract memories from them"),
 )
 _BY_NAME = {k.name: k for k in SETTINGS}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# Above this a memory block would crowd the conversation out of any model's window.
+MAX_PROXY_BUDGET = 100_000
 
 
 def _key(name: str) -> _Key:
@@ -100,19 +113,25 @@ def parse_value(settings: Settings, name: str, value: str | None) -> Settings:
         if value not in ("rules", "llm"):
             raise UsageError("extractor must be 'rules' or 'llm'")
         parsed = value
-    elif key.field == "llm_base_url":
+    elif key.field in ("llm_base_url", "proxy_upstream"):
         url = urlparse(value)
         if url.scheme not in ("http", "https") or not url.netloc:
-            raise UsageError(f"llm.base_url must be an http(s) URL, got {value!r}")
+            raise UsageError(f"{name} must be an http(s) URL, got {value!r}")
         parsed = value.rstrip("/")
-    elif key.field == "llm_timeout":
+    elif key.field in ("llm_timeout", "proxy_timeout"):
         try:
             parsed = float(value)
         except ValueError:
             parsed = -1.0
         if not 0 < parsed <= 3600:
-            raise UsageError("llm.timeout must be a number of seconds between 0 and 3600")
-    elif key.field in ("reconcile_with_llm", "profile_with_llm"):
+            raise UsageError(f"{name} must be a number of seconds between 0 and 3600")
+    elif key.field == "proxy_budget":
+        parsed = int(value) if value.isdigit() else -1
+        if not MIN_BUDGET <= parsed <= MAX_PROXY_BUDGET:
+            raise UsageError(
+                f"proxy.budget must be a number of tokens from {MIN_BUDGET} to {MAX_PROXY_BUDGET}"
+            )
+    elif key.field in ("reconcile_with_llm", "profile_with_llm", "proxy_capture"):
         if value.lower() not in _TRUE | _FALSE:
             raise UsageError(f"{name} must be true or false")
         parsed = value.lower() in _TRUE

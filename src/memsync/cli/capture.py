@@ -200,6 +200,11 @@ def config_command(key: str | None, value: str | None, unset: bool, as_json: boo
       llm.timeout    seconds to wait for one answer (default 60)
       reconcile.llm  let the model decide hard duplicate cases (default true)
       profile.llm    let the model write the profile's summaries (default true)
+      proxy.upstream the OpenAI-compatible API root `memsync serve` forwards chats to
+      proxy.api_key  the upstream's key (never shown; apps send their memsync token)
+      proxy.budget   tokens of memory added to each proxied chat (default 1000)
+      proxy.timeout  seconds to wait for the upstream to connect or send (default 120)
+      proxy.capture  store proxied exchanges and extract memories (default false)
 
     A VALUE of - is read from standard input (or asked for, hidden, at a terminal), so
     an API key stays out of the shell history.

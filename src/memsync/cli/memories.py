@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from memsync import codec
-from memsync.cli import output, unlock
+from memsync.cli import apps, output, unlock
 from memsync.cli.editor import edit_in_editor
 from memsync.cli.options import (
     CATEGORIES,
@@ -108,22 +108,33 @@ def list_memories(filters: SearchFilters, limit: int, offset: int, as_json: bool
 @click.argument("memory_id")
 @json_option
 def show(memory_id: str, as_json: bool) -> None:
-    """Show a memory: every field, its provenance and its history.
+    """Show a memory: every field, its provenance, its history and which apps have seen
+    it (any version of it).
 
     Example: memsync show m-3k9x
     """
     with open_vault() as vault:
         memory = vault.get(memory_id)
         history = vault.history(memory.id)
+        found = {d.id: d for m in history for d in vault.disclosures(memory_id=m.id)}
+        seen = sorted(found.values(), key=lambda d: d.at, reverse=True)
     if as_json:
         output.print_json(
             {
                 "memory": codec.memory_to_json(memory),
                 "history": [codec.memory_to_json(m) for m in history],
+                "seen_by": [apps.disclosure_json(d) for d in seen],
             }
         )
         return
-    output.console().print(output.memory_detail(memory, history))
+    con = output.console()
+    con.print(output.memory_detail(memory, history))
+    if not seen:
+        con.print("\nno app has been given this memory", style="dim")
+        return
+    who = sorted({d.app for d in seen})
+    con.print(f"\nseen by {len(who)} app(s): {', '.join(who)}", style="bold")
+    con.print(apps.disclosure_table(seen, show_items=False))
 
 
 @click.command()

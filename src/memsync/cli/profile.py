@@ -14,6 +14,7 @@ from memsync import codec
 from memsync.cli import output
 from memsync.cli.options import json_option
 from memsync.cli.unlock import open_vault
+from memsync.errors import UsageError
 from memsync.explain import Evidence, Explanation
 from memsync.extract.insights import InsightKind
 from memsync.extract.profile import Profile, profile_to_json
@@ -21,17 +22,23 @@ from memsync.extract.profile import Profile, profile_to_json
 
 @click.command()
 @click.option("--rebuild", is_flag=True, help="Rewrite every section, not only changed ones.")
+@click.option("--bio", "bio", help="Write the bio yourself; apps are shown it instead.")
+@click.option("--derived-bio", is_flag=True, help="Go back to the bio written from memories.")
 @json_option
-def profile(rebuild: bool, as_json: bool) -> None:
+def profile(rebuild: bool, bio: str | None, derived_bio: bool, as_json: bool) -> None:
     """Show your profile: a short bio, a summary per category, and insights.
 
     It is built from your active lasting (semantic) memories, offline by default or by
     the configured model (`memsync config profile.llm`), and only the parts whose
     memories changed are rewritten.
 
-    Example: memsync profile --json
+    Example: memsync profile --bio "Nurse in Porto, training for a marathon."
     """
+    if bio is not None and derived_bio:
+        raise UsageError("use --bio or --derived-bio, not both")
     with open_vault() as vault:
+        if bio is not None or derived_bio:
+            vault.set_bio(bio)
         built = vault.profile(rebuild=rebuild)
     if as_json:
         output.print_json(profile_to_json(built))

@@ -99,8 +99,11 @@ def ask_new_passphrase(env: str, prompt: str = "New passphrase") -> str:
         return value
 
 
-def open_vault(*, use_keyring: bool = True, embedder: Embedder | None = None) -> Vault:
-    """Unlock the vault at `$MEMSYNC_HOME` (or the default place) as the module doc says."""
+def open_vault(
+    *, use_keyring: bool = True, embedder: Embedder | None = None, prompt: bool = True
+) -> Vault:
+    """Unlock the vault at `$MEMSYNC_HOME` (or the default place) as the module doc says;
+    `prompt=False` never asks (a server whose stdin carries a protocol, not a person)."""
     paths = vault_paths()
     paths.require()
     passphrase = _env(PASSPHRASE_ENV)
@@ -114,7 +117,7 @@ def open_vault(*, use_keyring: bool = True, embedder: Embedder | None = None) ->
                 return Vault.open(paths.home, device_secret=secret, embedder=embedder)
             except CryptoError:
                 pass  # a stale entry (e.g. after `memsync recover`): ask for the passphrase
-    if not is_interactive():
+    if not prompt or not is_interactive():
         raise VaultLocked(LOCKED)
     for attempt in range(1, PROMPT_TRIES + 1):
         typed = str(click.prompt("Passphrase", hide_input=True, err=True))

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from memsync import __version__
 from memsync.errors import MemsyncError
@@ -78,6 +79,10 @@ def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) ->
             "and every memory returned is recorded in the vault's disclosure ledger."
         ),
         lifespan=lifespan,
+        # The interactive docs pages load their scripts from a CDN into a page where a
+        # token would be typed; the schema itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(rest.router(gate), prefix="/v1")
@@ -86,5 +91,8 @@ def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) ->
         prefix="/v1",
         include_in_schema=False,
     )
+    # Clients are configured with ".../mcp"; answering it directly spares them a redirect
+    # to "/mcp/" that not every client follows for a POST.
+    app.router.routes.append(Route("/mcp", mcp_http.app, methods=["GET", "POST", "DELETE"]))
     app.mount("/mcp", mcp_http.app)
     return app
