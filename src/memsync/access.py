@@ -195,22 +195,24 @@ class AppSession:
         written from (else one written offline from its memories alone)."""
         with self.vault.lock:
             scope = self.app.scope
-            full = self.vault.profile()
+            readable = self._semantic(scope) if Kind.SEMANTIC in scope.kinds else []
             if Kind.SEMANTIC in scope.kinds and set(BIO_CATEGORIES) <= scope.read:
-                visible = {m.id for m in self._semantic(scope)}
+                full = self.vault.profile()
+                visible = {m.id for m in readable}
                 profile = replace(
                     full,
                     sections=tuple(s for s in full.sections if s.category in scope.read),
                     insights=tuple(i for i in full.insights if set(i.memory_ids) <= visible),
                 )
             else:
-                memories = self._semantic(scope) if Kind.SEMANTIC in scope.kinds else []
                 profile = build_profile(
-                    memories, now=self.vault.clock(), summarizer=RuleSummarizer()
+                    readable, now=self.vault.clock(), summarizer=RuleSummarizer()
                 )
                 written = profile_cache.bio_override(self.vault.conn)
                 if written is not None and Category.IDENTITY in scope.read:
                     profile = replace(profile, bio=written)
+            # The vault-wide count would tell a narrow app how much it cannot see.
+            profile = replace(profile, memory_count=len(readable))
             ids = dict.fromkeys(
                 [
                     *(m for s in profile.sections for m in s.memory_ids),

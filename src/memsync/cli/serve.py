@@ -115,9 +115,7 @@ def serve(
                 f"proxy {url}/v1/chat/completions"
                 + (f" -> {options.upstream}" if options.upstream else " (no upstream set)")
             )
-            config = uvicorn.Config(
-                app, log_level=logging.WARNING, access_log=False, lifespan="on"
-            )
+            config = uvicorn.Config(app, log_level=logging.WARNING, access_log=False, lifespan="on")
             # uvicorn handles SIGINT and SIGTERM itself: it stops accepting, lets requests
             # in flight finish and runs the lifespan's shutdown. Then it raises the signal
             # again under the handler it found, so that handler must be a quiet one: the
