@@ -231,3 +231,19 @@ def test_search_filters_narrow_within_the_scope(vault: Vault) -> None:
         "nurse Lisbon peanuts", filters=SearchFilters(categories=(Category.HEALTH,))
     )
     assert hits == []
+
+
+def test_the_bio_alone_discloses_only_what_it_was_written_from(vault: Vault) -> None:
+    ids = _seed(vault)
+    vault.add_app("all", Scope())
+    session = vault.as_app("all")
+    bio = session.bio()
+    assert bio and "nurse" in bio.lower()
+    recorded = vault.disclosures(app="all")[0]
+    assert recorded.action == "bio"
+    assert ids["career"] in recorded.memory_ids and ids["health"] not in recorded.memory_ids
+    before = vault.profile()
+    assert session.bio() == bio and vault.profile() is before  # kept, not rebuilt
+    vault.add("Is a keen sailor", category=Category.IDENTITY)
+    assert session.bio() == bio  # a little stale is fine for the bio alone
+    assert vault.profile() is not before  # the whole profile is rebuilt after a change

@@ -349,8 +349,10 @@ def test_the_ledger_records_what_each_read_returned(vault: Vault, app_for: Any) 
     assert list(ledger[0].memory_ids) == [m["id"] for m in page["memories"]]
     assert vault.disclosures(memory_id=ids["health"]) == []
 
-    api.post("/memories/search", json={"query": "nurse"})  # the bio comes from the profile
-    assert vault.disclosures(app="notes")[0].action == "profile"
+    api.post("/memories/search", json={"query": "nurse"})  # with the bio
+    bio = vault.disclosures(app="notes")[0]
+    assert bio.action == "bio"  # what the bio was written from, and only that
+    assert set(bio.memory_ids) <= {ids["career"], ids["travel"]}
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(app_for: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from memsync import apps as apps_
@@ -40,7 +40,11 @@ from memsync.store import state
 if TYPE_CHECKING:
     from memsync.vault import Vault
 
-__all__ = ["AppIngest", "AppSession"]
+__all__ = ["BIO_MAX_AGE", "AppIngest", "AppSession"]
+
+# How stale the bio in a search answer may be: rebuilding the profile reads every lasting
+# memory (about a second at 10k here), too much to pay on the heels of every write.
+BIO_MAX_AGE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -194,33 +198,49 @@ class AppSession:
         drawn only from memories it may read, and the bio if it may read what the bio is
         written from (else one written offline from its memories alone)."""
         with self.vault.lock:
-            scope = self.app.scope
-            readable = self._semantic(scope) if Kind.SEMANTIC in scope.kinds else []
-            if Kind.SEMANTIC in scope.kinds and set(BIO_CATEGORIES) <= scope.read:
-                full = self.vault.profile()
-                visible = {m.id for m in readable}
-                profile = replace(
-                    full,
-                    sections=tuple(s for s in full.sections if s.category in scope.read),
-                    insights=tuple(i for i in full.insights if set(i.memory_ids) <= visible),
-                )
-            else:
-                profile = build_profile(
-                    readable, now=self.vault.clock(), summarizer=RuleSummarizer()
-                )
-                written = profile_cache.bio_override(self.vault.conn)
-                if written is not None and Category.IDENTITY in scope.read:
-                    profile = replace(profile, bio=written)
-            # The vault-wide count would tell a narrow app how much it cannot see.
-            profile = replace(profile, memory_count=len(readable))
+            profile = self._view(self.app.scope, whole=True)
             ids = dict.fromkeys(
                 [
+                    *profile.bio_memory_ids,
                     *(m for s in profile.sections for m in s.memory_ids),
                     *(m for i in profile.insights for m in i.memory_ids),
                 ]
             )
             self._record("profile", None, [Disclosed(m) for m in ids])
             return profile
+
+    def bio(self) -> str | None:
+        """The bio as `profile` would give it, recording only what the bio is written from.
+
+        Search answers carry it, so it is cheap: for an app that may read every category
+        the bio draws on it comes from a profile up to `BIO_MAX_AGE` old."""
+        with self.vault.lock:
+            profile = self._view(self.app.scope, whole=False)
+            self._record("bio", None, [Disclosed(m) for m in profile.bio_memory_ids])
+            return profile.bio or None
+
+    def _view(self, scope: Scope, *, whole: bool) -> Profile:
+        """The profile cut down to `scope`; without `whole`, only the bio is right."""
+        semantic = Kind.SEMANTIC in scope.kinds
+        if semantic and set(BIO_CATEGORIES) <= scope.read:
+            if not whole:
+                return self.vault.profile(max_age=BIO_MAX_AGE)
+            full = self.vault.profile()
+            readable = self._semantic(scope)
+            visible = {m.id for m in readable}
+            return replace(
+                full,
+                sections=tuple(s for s in full.sections if s.category in scope.read),
+                insights=tuple(i for i in full.insights if set(i.memory_ids) <= visible),
+                # The vault-wide count would tell a narrow app how much it cannot see.
+                memory_count=len(readable),
+            )
+        readable = self._semantic(scope) if semantic else []
+        profile = build_profile(readable, now=self.vault.clock(), summarizer=RuleSummarizer())
+        written = profile_cache.bio_override(self.vault.conn)
+        if written is not None and Category.IDENTITY in scope.read:
+            profile = replace(profile, bio=written, bio_memory_ids=())
+        return profile
 
     # Writing.
 

@@ -52,7 +52,7 @@ def refresh(
         with lock, conn:
             db.write_meta(conn, "profile", json.dumps(profile_to_json(built)))
     written = bio_override(conn)
-    return built if written is None else replace(built, bio=written)
+    return built if written is None else replace(built, bio=written, bio_memory_ids=())
 
 
 def bio_override(conn: apsw.Connection) -> str | None:

@@ -10,7 +10,7 @@ import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,6 +70,9 @@ from memsync.store import db, oplog, state, verify
 from memsync.store.files import Header, VaultPaths, write_atomic
 
 Progress = Callable[[int, int], None]
+# Operations that change neither memories nor the bio.
+_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app"})
+_PROFILE_TTL = timedelta(minutes=1)
 
 
 def _utcnow() -> datetime:
@@ -115,6 +118,10 @@ class Vault:
         self._lock = threading.RLock()
         self._vectors: hybrid.VectorIndex | None = None
         self._vectors_version = -1  # PRAGMA data_version when the cache was loaded
+        # Bumped by every commit that may change memories or the bio, so a server can
+        # hand out the profile without rebuilding it from every memory per request.
+        self._memory_generation = 0
+        self._profile: tuple[tuple[int, int], datetime, Profile] | None = None
 
     # Opening and closing.
 
@@ -226,6 +233,8 @@ class Vault:
             try:
                 with self.conn:
                     for op in ops:
+                        if op["op"] not in _LEDGER_OPS:
+                            self._memory_generation += 1
                         self.log.append(op, self._log_key, self.header.epoch)
                         change = state.apply(self.conn, op)
                         added += change.added
@@ -517,19 +526,30 @@ class Vault:
 
     # The profile.
 
-    def profile(self, *, rebuild: bool = False) -> Profile:
+    def profile(self, *, rebuild: bool = False, max_age: timedelta | None = None) -> Profile:
         """The profile (bio, a summary per category, insights), brought up to date.
 
         Only sections whose memories changed since the stored profile are rewritten, so
         a configured LLM is asked again only about what changed. `rebuild` starts afresh.
+        With `max_age`, a profile built that recently is returned even if memories changed
+        since (building it reads every lasting memory: about a second at 10k).
         """
-        return profile_cache.refresh(
-            self.conn,
-            now=self.clock(),
-            summarizer=self.summarizer(),
-            rebuild=rebuild,
-            lock=self._lock,
-        )
+        with self._lock:
+            now = self.clock()
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            key = (self._memory_generation, version)
+            cached = self._profile
+            if cached and not rebuild:
+                age = now - cached[1]
+                # Fresh for a minute at most even when nothing changed: time alone can
+                # expire a memory.
+                if (cached[0] == key and age < _PROFILE_TTL) or (max_age and age < max_age):
+                    return cached[2]
+            built = profile_cache.refresh(
+                self.conn, now=now, summarizer=self.summarizer(), rebuild=rebuild, lock=self._lock
+            )
+            self._profile = (key, now, built)
+            return built
 
     def set_bio(self, text: str | None) -> Profile:
         """Show `text` as the bio instead of the derived one (`None` goes back to it)."""
@@ -555,6 +575,7 @@ class Vault:
         updated = settings_.parse_value(self.settings(), name, value)
         with self._lock, self.conn:
             db.write_meta(self.conn, "settings", settings_.encode(updated))
+            self._memory_generation += 1  # the profile's writer may have changed
         return updated
 
     def extractor(self) -> Extractor:

@@ -91,6 +91,8 @@ class Profile:
     built_at: datetime
     builder: str
     bio_fingerprint: str
+    # The memories the derived bio was written from (what showing it discloses).
+    bio_memory_ids: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -250,6 +252,7 @@ def build_profile(
         built_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
         builder=writer.name,
         bio_fingerprint=bio_fingerprint,
+        bio_memory_ids=tuple(m.id for m in bio_memories) if bio else (),
     )
 
 
@@ -280,6 +283,7 @@ def profile_to_json(p: Profile) -> dict[str, Any]:
         "built_at": iso(p.built_at),
         "builder": p.builder,
         "bio_fingerprint": p.bio_fingerprint,
+        "bio_memory_ids": list(p.bio_memory_ids),
     }
 
 
@@ -354,4 +358,6 @@ def profile_from_json(d: Any) -> Profile:
         built_at=parse_time(top.get("built_at"), "profile.built_at"),
         builder=_field(top, "builder", str, "profile"),
         bio_fingerprint=_field(top, "bio_fingerprint", str, "profile"),
+        # Absent from profiles cached before it existed.
+        bio_memory_ids=_ids({"memory_ids": top.get("bio_memory_ids", [])}, "profile.bio"),
     )

@@ -145,7 +145,7 @@ def router(gate: Gate) -> APIRouter:
             include_turns=body.include_turns,
         )
         hits = app.search(body.query, k=body.limit, filters=filters)
-        bio = (app.profile().bio or None) if body.include_bio else None
+        bio = app.bio() if body.include_bio else None
         return SearchResult(
             user_bio=bio,
             memories=[ScoredMemory.scored(h.memory, h.score) for h in hits if h.memory],
@@ -246,7 +246,7 @@ def router(gate: Gate) -> APIRouter:
     def get_bio(app: Session) -> Bio:
         """A short description of the user: the one they wrote, else one derived from
         their memories."""
-        return Bio(bio=app.profile().bio or None)
+        return Bio(bio=app.bio())
 
     @api.patch(
         "/profile/bio",
