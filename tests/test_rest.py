@@ -274,6 +274,7 @@ def test_tokens_in_either_header_and_refusals(
         r = client.get("/v1/memories", headers=headers)
         assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
         assert set(r.json()) == {"error"} and r.json()["error"]["code"] == "unauthenticated"
+        assert r.json()["error"]["type"] == "authentication_error"  # as OpenAI's clients read
         return str(r.json()["error"]["message"])
 
     assert "missing token" in refused({})

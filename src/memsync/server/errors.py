@@ -1,11 +1,16 @@
-"""Errors as JSON with a stable code: `{"error": {"code": "not_found", "message": …}}`.
+"""Errors as JSON with a stable code, one shape for REST, MCP's door and the proxy:
+`{"error": {"code": "not_found", "message": …, "type": …}}`. `type` is OpenAI's error
+type for the status, so OpenAI clients of the proxy read our errors like theirs.
 
 The codes are part of the API; clients branch on them, not on the message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from starlette.responses import JSONResponse
 
 from memsync.errors import (
     AccessDenied,
@@ -19,7 +24,9 @@ from memsync.errors import (
     UsageError,
 )
 
-__all__ = ["ApiError", "api_error", "error_body"]
+__all__ = ["ApiError", "api_error", "error_body", "error_response", "refusal"]
+
+_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,21 @@ class ApiError:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(status: int, code: str, message: str) -> dict[str, dict[str, str]]:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"code": code, "message": message, "type": kind}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message), status, dict(headers or {}))
+
+
+def refusal(exc: MemsyncError) -> JSONResponse:
+    """The response for one of memsync's own errors."""
+    err = api_error(exc)
+    return error_response(err.status, err.code, err.message, dict(err.headers))
 
 
 def api_error(exc: MemsyncError) -> ApiError:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from memsync import __version__
 from memsync.errors import MemsyncError
 from memsync.server import mcp, proxy, rest
-from memsync.server.errors import api_error, error_body
+from memsync.server.errors import error_response, refusal
 from memsync.server.gate import Gate
 from memsync.vault import Vault
 
@@ -37,10 +37,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MemsyncError)
     async def _memsync(_: Request, exc: MemsyncError) -> JSONResponse:
-        err = api_error(exc)
-        return JSONResponse(
-            error_body(err.code, err.message), status_code=err.status, headers=dict(err.headers)
-        )
+        return refusal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -48,16 +45,12 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in exc.errors()
         )
-        return JSONResponse(error_body("validation_error", problems or "invalid request"), 422)
+        return error_response(422, "validation_error", problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, str(exc.detail)),
-            status_code=exc.status_code,
-            headers=dict(exc.headers or {}),
-        )
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
 def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) -> FastAPI:

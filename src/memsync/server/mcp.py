@@ -26,14 +26,13 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memsync import __version__
 from memsync.access import AppSession
 from memsync.errors import MemsyncError, Unauthenticated
 from memsync.server import mcp_tools
-from memsync.server.errors import api_error, error_body
+from memsync.server.errors import refusal
 from memsync.server.gate import Gate
 from memsync.server.mcp_models import profile_markdown
 
@@ -195,11 +194,7 @@ class _Authenticated:
                 self.gate.session, headers.get("authorization"), headers.get("x-api-key")
             )
         except MemsyncError as exc:
-            err = api_error(exc)
-            response = JSONResponse(
-                error_body(err.code, err.message), err.status, headers=dict(err.headers)
-            )
-            await response(scope, receive, send)
+            await refusal(exc)(scope, receive, send)
             return
         await self.inner({**scope, SCOPE_KEY: session}, receive, send)
 

@@ -46,7 +46,7 @@ from memsync.access import AppSession
 from memsync.config import Settings
 from memsync.errors import MemsyncError, Unauthenticated
 from memsync.model import Message
-from memsync.server.errors import api_error
+from memsync.server.errors import error_body, error_response, refusal
 from memsync.server.gate import Gate
 
 __all__ = ["ProxyOptions", "options_from_settings", "query_of", "router"]
@@ -65,7 +65,6 @@ _DROPPED = frozenset(
 )
 # Called with the assistant's answer (None if there is none) once the exchange is over.
 Keep = Callable[[str | None], None]
-_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def router(gate: Gate, options: ProxyOptions) -> APIRouter:
         try:
             payload, notes = await _with_context(session, raw, body, turns, options.budget_tokens)
         except Unauthenticated as exc:  # revoked since the gate let the request in
-            return _refused(exc)
+            return refusal(exc)
         return await upstream.forward("POST", "/chat/completions", payload, notes, keep)
 
     @api.get("/models")
@@ -223,9 +222,13 @@ class _Upstream:
     def _failure(self, exc: Exception) -> JSONResponse:
         if isinstance(exc, httpx.TimeoutException):
             wait = f"{self.options.timeout:g}"
-            return _error(504, "upstream_timeout", f"the upstream did not answer within {wait} s")
+            return error_response(
+                504, "upstream_timeout", f"the upstream did not answer within {wait} s"
+            )
         reason = str(exc) or type(exc).__name__
-        return _error(502, "upstream_unreachable", f"the upstream could not be reached: {reason}")
+        return error_response(
+            502, "upstream_unreachable", f"the upstream could not be reached: {reason}"
+        )
 
 
 async def _relay(
@@ -241,7 +244,7 @@ async def _relay(
         # The status has gone out; an error event is how OpenAI's streams report one.
         code = "upstream_timeout" if isinstance(exc, httpx.TimeoutException) else "upstream_error"
         message = f"the upstream stream broke off: {str(exc) or type(exc).__name__}"
-        yield b"data: " + json.dumps(_error_json(502, code, message)).encode() + b"\n\n"
+        yield b"data: " + json.dumps(error_body(502, code, message)).encode() + b"\n\n"
     finally:
         _keep(keep, text.text or None)
         await close()
@@ -270,21 +273,18 @@ async def _session(gate: Gate, request: Request) -> AppSession | Response:
             gate.session, headers.get("authorization"), headers.get("x-api-key")
         )
     except MemsyncError as exc:
-        return _refused(exc)
-
-
-def _refused(exc: MemsyncError) -> JSONResponse:
-    err = api_error(exc)
-    return _error(err.status, err.code, err.message, dict(err.headers))
+        return refusal(exc)
 
 
 def _chat_body(raw: bytes) -> dict[str, Any] | Response:
     try:
         body = json.loads(raw)
     except ValueError:
-        return _error(400, "invalid_request", "the request body is not JSON")
+        return error_response(400, "invalid_request", "the request body is not JSON")
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-        return _error(400, "invalid_request", "a chat request is a JSON object with 'messages'")
+        return error_response(
+            400, "invalid_request", "a chat request is a JSON object with 'messages'"
+        )
     return body
 
 
@@ -419,20 +419,8 @@ def _passed(headers: httpx.Headers) -> dict[str, str]:
 
 
 def _not_configured() -> JSONResponse:
-    return _error(
+    return error_response(
         503,
         "upstream_not_configured",
         "the proxy has no upstream: set one with `memsync config proxy.upstream URL`",
     )
-
-
-def _error_json(status: int, code: str, message: str) -> dict[str, dict[str, str]]:
-    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "code": code}}
-
-
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An error as OpenAI's clients read one: `{"error": {"message", "type", "code"}}`."""
-    return JSONResponse(_error_json(status, code, message), status, headers)

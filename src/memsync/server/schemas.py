@@ -125,6 +125,12 @@ class ErrorDetail(BaseModel):
         examples=["not_found"],
     )
     message: str = Field(description="Meant for people; may change.")
+    type: str = Field(
+        description="OpenAI's error type for the status (authentication_error, "
+        "permission_error, rate_limit_error, invalid_request_error, server_error), so "
+        "OpenAI clients read these errors like their own.",
+        examples=["invalid_request_error"],
+    )
 
 
 class ErrorResponse(BaseModel):
