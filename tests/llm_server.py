@@ -104,7 +104,8 @@ class ChatServer:
             return self._replies.popleft()
 
 
-def _completion(content: str, model: str) -> dict[str, Any]:
+def completion_body(content: str, model: str) -> dict[str, Any]:
+    """A chat completion as OpenAI's API writes one."""
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -135,7 +136,7 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 return
             if reply.content is not None:
                 model = body.get("model", "") if isinstance(body, dict) else ""
-                payload = json.dumps(_completion(reply.content, model)).encode()
+                payload = json.dumps(completion_body(reply.content, model)).encode()
             else:
                 payload = reply.body.encode()
             try:

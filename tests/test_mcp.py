@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,13 +15,13 @@ import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, TextResourceContents
 
+import live_server
 from conftest import PASSPHRASE, create_vault, open_vault
 from memsync import Category, Vault
 from memsync.apps import Scope, parse_categories
@@ -328,22 +325,11 @@ def test_stdio_refuses_a_revoked_app_with_one_line(
 @pytest.fixture
 def http_server(vault: Vault) -> Iterator[str]:
     """`create_app(vault)` on uvicorn on a free local port; yields the base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(vault), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    running = live_server.start(create_app(vault))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield running.url
     finally:
-        server.should_exit = True
-        thread.join(10)
+        running.stop()
 
 
 def test_http_serves_each_app_by_its_bearer_token(vault: Vault, http_server: str) -> None:

@@ -11,15 +11,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
+import live_server
 from memsync import Category, Vault
 from memsync.apps import Scope, parse_categories
 from memsync.errors import UsageError
@@ -35,35 +34,18 @@ UPSTREAM_KEY = "sk-upstream-7f3a"
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 
 
-@dataclass
-class Proxy:
-    """`memsync serve`'s app running on a loopback port."""
-
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
+class Proxy(live_server.LiveServer):
+    """`memsync serve`'s app running on a loopback port; `stop()` ends the lifespan, so
+    every pending capture has been stored."""
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url + "/v1", headers=headers, timeout=10)
 
-    def stop(self) -> None:
-        """Shut down; the lifespan ends, so every pending capture has been stored."""
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
 
 def _serve(app: FastAPI) -> Proxy:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the proxy did not start"
-        time.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return Proxy(f"http://127.0.0.1:{port}", server, thread)
+    running = live_server.start(app)
+    return Proxy(running.url, running.server, running.thread)
 
 
 @pytest.fixture

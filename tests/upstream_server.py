@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from llm_server import completion_body
+
 HOLD_LIMIT = 5.0  # seconds a held stream waits for the test before going on anyway
 
 
@@ -56,21 +58,7 @@ class Received:
 
 def completion(content: str, model: str = "gpt-test") -> bytes:
     """A chat completion as OpenAI writes one (compact key order kept by the test)."""
-    body = {
-        "id": "chatcmpl-up",
-        "object": "chat.completion",
-        "created": 1_767_225_600,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
-    }
-    return json.dumps(body, indent=1).encode()
+    return json.dumps(completion_body(content, model), indent=1).encode()
 
 
 def stream_events(pieces: Sequence[str], model: str = "gpt-test") -> tuple[bytes, ...]:
