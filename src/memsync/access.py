@@ -32,7 +32,6 @@ from memsync.model import (
     SearchFilters,
     SearchHit,
     Status,
-    Turn,
 )
 from memsync.retrieval.context import Context, build_context
 from memsync.store import state
@@ -153,7 +152,7 @@ class AppSession:
         with self.vault.lock:
             scope = self.app.scope
             hits = _Searcher(self.vault, scope).search(query, k=k, filters=filters, now=now)
-            self._record("search", query, _hit_items(hits))
+            self._record("search", query, [Disclosed.of(h.memory, h.turn) for h in hits])
             return hits
 
     def context(
@@ -170,9 +169,7 @@ class AppSession:
             block = build_context(
                 searcher, query, budget_tokens=budget_tokens, now=now, filters=filters
             )
-            self._record(
-                "context", query, [Disclosed(*_refs(i.memory, i.turn)) for i in block.items]
-            )
+            self._record("context", query, [Disclosed.of(i.memory, i.turn) for i in block.items])
             return block
 
     def list(
@@ -363,21 +360,10 @@ class AppSession:
 
     def _semantic(self, scope: Scope) -> builtins.list[Memory]:
         filters = SearchFilters(kinds=(Kind.SEMANTIC,))
-        page = self.vault.list(filters, limit=100_000, scope=scope)
+        page = self.vault.list(filters, limit=None, scope=scope)
         return list(page.items)
 
     def _record(self, action: str, query: str | None, items: Sequence[Disclosed]) -> None:
         if items:
             op = ledger.op(self.name, action, query, items, self.vault.clock())
             self.vault.commit_ops([op])
-
-
-def _refs(memory: Memory | None, turn: Turn | None) -> tuple[str | None, str | None, int | None]:
-    if memory is not None:
-        return memory.id, None, None
-    assert turn is not None
-    return None, turn.source_id, turn.index
-
-
-def _hit_items(hits: Sequence[SearchHit]) -> list[Disclosed]:
-    return [Disclosed(*_refs(h.memory, h.turn)) for h in hits]

@@ -16,6 +16,7 @@ import apsw
 
 from memsync import codec
 from memsync.ids import new_id
+from memsync.model import Memory, Turn
 
 __all__ = ["Disclosed", "Disclosure"]
 
@@ -30,6 +31,14 @@ class Disclosed:
     memory_id: str | None = None
     source_id: str | None = None
     turn: int | None = None
+
+    @classmethod
+    def of(cls, memory: Memory | None, turn: Turn | None) -> Disclosed:
+        """What a search hit or a context line handed over: its memory, else its turn."""
+        if memory is not None:
+            return cls(memory.id)
+        assert turn is not None
+        return cls(None, turn.source_id, turn.index)
 
 
 @dataclass(frozen=True)

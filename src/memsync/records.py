@@ -172,7 +172,7 @@ def list_page(
     filters: SearchFilters,
     *,
     now: datetime,
-    limit: int,
+    limit: int | None,
     offset: int,
     scope: Scope | None = None,
 ) -> Page:
@@ -216,9 +216,11 @@ def list_page(
         conn,
         clause,
         params,
-        f"ORDER BY m.observed_at DESC, m.id LIMIT {int(limit)} OFFSET {int(offset)}",
+        # LIMIT -1 is SQLite's "no limit".
+        f"ORDER BY m.observed_at DESC, m.id LIMIT {-1 if limit is None else int(limit)} "
+        f"OFFSET {int(offset)}",
     )
-    return Page(tuple(items), total, offset, limit)
+    return Page(tuple(items), total, offset, len(items) if limit is None else limit)
 
 
 def new_record_ops(

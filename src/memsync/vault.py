@@ -347,12 +347,12 @@ class Vault:
         self,
         filters: SearchFilters = SearchFilters(),
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         offset: int = 0,
         scope: Scope | None = None,
     ) -> Page:
         """Memories matching `filters` (and readable in `scope`), newest first, a page at
-        a time."""
+        a time (`limit=None`: all of them)."""
         return records.list_page(
             self.conn,
             records.stored_form(filters),
