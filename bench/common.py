@@ -17,7 +17,7 @@ def log(msg: str) -> None:
 
 def run_header() -> dict[str, Any]:
     """When, with which command and on what machine a result was measured."""
-    from memsync.retrieval.embed import onnxruntime as load_onnxruntime
+    from memsync.index.embed import onnxruntime as load_onnxruntime
 
     onnxruntime = load_onnxruntime()
 

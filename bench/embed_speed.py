@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 
-from memsync.retrieval import E5Embedder, MiniLMEmbedder
+from memsync.index import E5Embedder, MiniLMEmbedder
 
 SUBJECTS = [
     "I",

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from memsync.extract import Candidate, Extractor, RuleExtractor
+from memsync.index.embed import Embedder, MiniLMEmbedder
 from memsync.model import Message
-from memsync.retrieval.embed import Embedder, MiniLMEmbedder
 
 DATASET = Path(__file__).parent / "extraction" / "dataset.jsonl"
 THRESHOLD = 0.70

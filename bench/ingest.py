@@ -51,15 +51,15 @@ from common import log, run_header
 from memsync import Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.extract.base import Candidate, Extractor
-from memsync.extract.decision import Decision
 from memsync.extract.rules import RuleExtractor
+from memsync.index.embed import Embedder, MiniLMEmbedder
 from memsync.model import Message
-from memsync.retrieval.embed import Embedder, MiniLMEmbedder
+from memsync.reconcile.decision import Decision
 from memsync.store.state import UNINDEXED_ROLES
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 S_FILE = lme.SPLIT_FILES["s"]
-BATCH = 64  # texts per embed call, as in memsync.retrieval.vectors.embed_items
+BATCH = 64  # texts per embed call, as in memsync.index.vectors.embed_items
 TARGET = 1.5
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from memsync.index.embed import Embedder
 from memsync.model import Message
-from memsync.retrieval.embed import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / ".." / "shared" / "data" / "longmemeval"

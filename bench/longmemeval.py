@@ -37,8 +37,8 @@ from common import log, run_header
 from memsync import Memory, SearchHit, SearchMode, Turn, Vault, Weights
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
-from memsync.retrieval.context import count_tokens
-from memsync.retrieval.embedders import embedder_for
+from memsync.index.embedders import embedder_for
+from memsync.retrieve.context import count_tokens
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = lme.REPO / "bench" / "out"

@@ -33,10 +33,10 @@ import corpus
 from common import log, run_header
 from memsync import SearchFilters, Vault
 from memsync.crypto.device import FAST_KDF
-from memsync.retrieval import search as hybrid
-from memsync.retrieval.embed import MiniLMEmbedder
-from memsync.retrieval.rank import Ranked, Weights, describe, rank
-from memsync.retrieval.when import time_window
+from memsync.index.embed import MiniLMEmbedder
+from memsync.retrieve import search as hybrid
+from memsync.retrieve.rank import Ranked, Weights, describe, rank
+from memsync.retrieve.when import time_window
 
 PASSPHRASE = "benchmark vault passphrase, not a secret"
 OUT = Path(__file__).resolve().parent / "out"

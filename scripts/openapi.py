@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from memsync.crypto.device import FAST_KDF
-from memsync.retrieval.embed import HashEmbedder
+from memsync.index.embed import HashEmbedder
 from memsync.server.http import create_app
 from memsync.vault import Vault
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from memsync.crypto.device import FAST_KDF
-from memsync.retrieval.embed import Embedder, HashEmbedder
+from memsync.index.embed import Embedder, HashEmbedder
 from memsync.vault import NewVault, Vault
 
 PASSPHRASE = "a strong pass phrase 42"

@@ -1,4 +1,4 @@
-"""Apps, scopes and the disclosure ledger on a real vault (`memsync.access`)."""
+"""Apps, scopes and the disclosure ledger on a real vault (`memsync.disclose.access`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from conftest import open_vault
 from memsync import Category, Kind, Message, NewVault, SearchFilters, Vault
-from memsync.apps import Scope, hash_token, parse_categories, parse_kinds
 from memsync.errors import AccessDenied, NotFound, Unauthenticated, UsageError
+from memsync.scope import Scope, parse_categories, parse_kinds
+from memsync.store.apps import hash_token
 
 
 def _seed(vault: Vault) -> dict[str, str]:

@@ -20,8 +20,8 @@ import pytest
 from conftest import PASSPHRASE
 from memsync.crypto.device import FAST_KDF
 from memsync.export import export_to_path
+from memsync.index.embed import HashEmbedder
 from memsync.model import Category, Kind, Message, SearchFilters, Status
-from memsync.retrieval.embed import HashEmbedder
 from memsync.vault import Vault
 
 

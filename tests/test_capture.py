@@ -18,12 +18,12 @@ import pytest
 
 from cli_support import cli_env, init, ok, ok_json, one_line_error, ring, run, tree_bytes
 from conftest import create_vault, open_vault
-from memsync.capture import IngestReport
+from memsync.capture import Format, ImportBatch, read_any
+from memsync.capture.flow import IngestReport
 from memsync.errors import CorruptVault
-from memsync.extract.decision import Decision
-from memsync.extract.reconcile import words
-from memsync.ingest import Format, ImportBatch, read_any
 from memsync.model import Category, Kind, Memory, Message, SearchFilters, SourceKind, Status
+from memsync.reconcile.decide import words
+from memsync.reconcile.decision import Decision
 from memsync.store import db
 from memsync.vault import NewVault, Vault
 from test_importers import chatgpt_zip, tiny_pdf

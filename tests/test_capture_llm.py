@@ -25,10 +25,10 @@ from llm_server import (
     user_prompt,
 )
 from memsync.errors import LLMError
-from memsync.extract.decision import Decision
-from memsync.extract.reconcile import AMBIGUOUS, Neighbour, decide, words
 from memsync.extract.rules import RuleExtractor
 from memsync.model import Category, Kind, Message, SearchFilters, Status
+from memsync.reconcile.decide import AMBIGUOUS, Neighbour, decide, words
+from memsync.reconcile.decision import Decision
 from memsync.vault import Vault
 
 __all__ = ["cli_env", "ring", "server"]  # fixtures: every test gets an isolated CLI environment

@@ -19,7 +19,7 @@ from memsync import Context, ContextItem
 from memsync.cli import cli
 from memsync.errors import UsageError
 from memsync.model import Category, Kind, Message, SearchFilters, SearchHit
-from memsync.retrieval.context import (
+from memsync.retrieve.context import (
     HEADER,
     MEMORIES_HEADING,
     TURNS_HEADING,

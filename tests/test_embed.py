@@ -21,11 +21,11 @@ from conftest import PASSPHRASE
 from memsync.cli import cli
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
-from memsync.retrieval import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
-from memsync.retrieval import e5 as e5_module
-from memsync.retrieval import embed as embed_module
-from memsync.retrieval.e5 import E5Embedder, unsupported_reason
-from memsync.retrieval.embedders import CHOICES, embedder_for, shared_e5
+from memsync.index import Embedder, HashEmbedder, MiniLMEmbedder, default_embedder
+from memsync.index import e5 as e5_module
+from memsync.index import embed as embed_module
+from memsync.index.e5 import E5Embedder, unsupported_reason
+from memsync.index.embedders import CHOICES, embedder_for, shared_e5
 from memsync.vault import Vault
 
 
@@ -283,7 +283,7 @@ def test_hash_embedder_rows_are_unit_or_zero(texts: list[str]) -> None:
 def test_the_model_runs_without_onnxruntime_telemetry(tmp_path: Path) -> None:
     """onnxruntime's wheels queue usage events under ~/.cache/Microsoft unless told not
     to; embedding must leave nothing there (and so send nothing)."""
-    code = "from memsync.retrieval.embed import MiniLMEmbedder; MiniLMEmbedder().embed(['hi'])"
+    code = "from memsync.index.embed import MiniLMEmbedder; MiniLMEmbedder().embed(['hi'])"
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("ORT_DISABLE_TELEMETRY", None)
     env.pop("ORT_TELEMETRY_DISABLED", None)

@@ -12,8 +12,8 @@ import pytest
 
 from memsync.extract import Candidate, Extractor, RuleExtractor
 from memsync.extract.dates import find_times
+from memsync.index.embed import MiniLMEmbedder
 from memsync.model import Category, Kind, Message
-from memsync.retrieval.embed import MiniLMEmbedder
 
 # Friday 6 March 2026, noon UTC.
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)

@@ -21,11 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsync.errors import InvalidInput, UsageError
-from memsync.ingest import Format, ImportBatch, detect_format, read_any
-from memsync.ingest.chatgpt import parse_chatgpt, read_chatgpt
-from memsync.ingest.claude import parse_claude, read_claude
-from memsync.ingest.documents import (
+from memsync.capture import Format, ImportBatch, detect_format, read_any
+from memsync.capture.chatgpt import parse_chatgpt, read_chatgpt
+from memsync.capture.claude import parse_claude, read_claude
+from memsync.capture.documents import (
     MAX_CHARS,
     MIN_CHARS,
     chunk_text,
@@ -34,7 +33,8 @@ from memsync.ingest.documents import (
     read_document,
     read_pdf,
 )
-from memsync.ingest.mem0 import map_category, parse_mem0, read_mem0
+from memsync.capture.mem0 import map_category, parse_mem0, read_mem0
+from memsync.errors import InvalidInput, UsageError
 from memsync.model import Category
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -26,18 +26,12 @@ from llm_server import (
 )
 from memsync.errors import LLMError, UsageError
 from memsync.extract.base import Candidate, Extractor
-from memsync.extract.decision import Decision
-from memsync.llm import (
-    Judgement,
-    LLMExtractor,
-    LLMJudge,
-    LLMSettings,
-    LLMSummarizer,
-    MalformedOutput,
-    OpenAIChat,
-)
-from memsync.llm.extractor import split_windows
+from memsync.extract.llm import LLMExtractor, split_windows
+from memsync.llm import LLMSettings, MalformedOutput, OpenAIChat
 from memsync.model import Category, Kind, Memory, Message
+from memsync.profile.llm import LLMSummarizer
+from memsync.reconcile.decision import Decision
+from memsync.reconcile.judge import Judgement, LLMJudge
 
 __all__ = ["server"]  # the fixture, from llm_server
 

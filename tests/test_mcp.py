@@ -24,7 +24,7 @@ from mcp_types import CallToolResult, TextContent, TextResourceContents
 import live_server
 from conftest import PASSPHRASE, create_vault, open_vault
 from memsync import Category, Vault
-from memsync.apps import Scope, parse_categories
+from memsync.scope import Scope, parse_categories
 from memsync.server.http import create_app
 from memsync.server.mcp import server_for
 

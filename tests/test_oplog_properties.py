@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from conftest import FAST_TMP, PASSPHRASE, FixedClock, create_vault, open_vault
 from memsync.crypto import aead
 from memsync.crypto.device import FAST_KDF
+from memsync.index.embed import HashEmbedder
+from memsync.log import oplog
 from memsync.model import Category, Kind, Message, Status
-from memsync.retrieval.embed import HashEmbedder
-from memsync.store import db, oplog, state
+from memsync.store import db, state
 from memsync.vault import Vault
 
 SETTINGS = settings(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from memsync.errors import InvalidInput
-from memsync.extract.profile import (
+from memsync.model import Category, Kind, Memory, Status
+from memsync.profile.build import (
     Insight,
     InsightKind,
     Profile,
@@ -21,7 +22,6 @@ from memsync.extract.profile import (
     profile_from_json,
     profile_to_json,
 )
-from memsync.model import Category, Kind, Memory, Status
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 C = Category

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 
 import live_server
 from memsync import Category, Vault
-from memsync.apps import Scope, parse_categories
 from memsync.errors import UsageError
 from memsync.model import Message
+from memsync.scope import Scope, parse_categories
 from memsync.server.http import create_app
 from memsync.server.proxy import ProxyOptions, options_from_settings, query_of
 from test_canary import scan

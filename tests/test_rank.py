@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FixedClock
 from memsync import Message, SearchMode, Vault, Weights
-from memsync.retrieval.rank import Item, rank
+from memsync.retrieve.rank import Item, rank
 from memsync.store import state
 
 DAY = 86_400_000

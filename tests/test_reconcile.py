@@ -8,9 +8,9 @@ import pytest
 
 from conftest import FixedClock
 from memsync.extract.base import Candidate
-from memsync.extract.decision import Decision
-from memsync.extract.reconcile import Neighbour, decide, strip_dates, words
 from memsync.model import Category, Kind, Memory, Message, SearchFilters, Status
+from memsync.reconcile.decide import Neighbour, decide, strip_dates, words
+from memsync.reconcile.decision import Decision
 from memsync.vault import Vault
 
 T = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

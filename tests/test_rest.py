@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from memsync import Category, Kind, Message, Vault, __version__
-from memsync.apps import Scope, parse_categories
+from memsync.scope import Scope, parse_categories
 from memsync.server.http import create_app
 from test_canary import scan
 

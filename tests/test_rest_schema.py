@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import FAST_TMP, create_vault
 from memsync import Category, Kind, Message, Vault
-from memsync.apps import Scope
+from memsync.scope import Scope
 from memsync.server.http import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

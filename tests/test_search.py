@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from conftest import FAST_TMP, PASSPHRASE, FixedClock, create_vault
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
+from memsync.index.embed import HashEmbedder, MiniLMEmbedder
 from memsync.model import Category, Kind, Message, SearchFilters, SearchHit, Status
-from memsync.retrieval.embed import HashEmbedder, MiniLMEmbedder
-from memsync.retrieval.rank import Weights
+from memsync.retrieve.rank import Weights
 from memsync.vault import Vault
 
 

@@ -19,6 +19,7 @@ from memsync.errors import (
     WeakPassphrase,
     WrongPassphrase,
 )
+from memsync.index.embed import HashEmbedder
 from memsync.model import (
     Category,
     Kind,
@@ -29,7 +30,6 @@ from memsync.model import (
     SearchMode,
     Status,
 )
-from memsync.retrieval.embed import HashEmbedder
 from memsync.store import state
 from memsync.vault import NewVault, Vault
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from memsync.retrieval import when
-from memsync.retrieval.when import time_window
+from memsync.retrieve import when
+from memsync.retrieve.when import time_window
 
 NOW = datetime(2023, 5, 28, 19, 47, tzinfo=UTC)  # a Sunday evening
 JAN = datetime(2024, 1, 3, 10, 0, tzinfo=UTC)  # a Wednesday, just after New Year

@@ -30,8 +30,8 @@ from memsync.model import (
     Status,
     Turn,
 )
-from memsync.retrieval.context import Context, ContextItem
-from memsync.retrieval.rank import Weights
+from memsync.retrieve.context import Context, ContextItem
+from memsync.retrieve.rank import Weights
 from memsync.vault import IngestResult, NewVault, Vault
 
 __version__ = "0.1.0"

@@ -18,12 +18,15 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import apsw
+
 from memsync.errors import CorruptVault, UsageError
 from memsync.extract.base import Extractor
-from memsync.extract.profile import KeepPrivateLocal, RuleSummarizer, Summarizer
-from memsync.extract.reconcile import Judge
 from memsync.extract.rules import RuleExtractor
-from memsync.retrieval.context import MIN_BUDGET
+from memsync.profile.build import KeepPrivateLocal, RuleSummarizer, Summarizer
+from memsync.reconcile.decide import Judge
+from memsync.retrieve.context import MIN_BUDGET
+from memsync.store import db
 
 if TYPE_CHECKING:
     from memsync.llm import ChatModel
@@ -37,6 +40,7 @@ __all__ = [
     "encode",
     "extractor_for",
     "judge_for",
+    "load",
     "parse_value",
     "summarizer_for",
 ]
@@ -174,6 +178,11 @@ def decode(text: str | None) -> Settings:
         raise CorruptVault("the stored settings are unreadable") from None
 
 
+def load(conn: apsw.Connection) -> Settings:
+    """This device's settings as stored in the vault database."""
+    return decode(db.read_meta(conn, "settings"))
+
+
 # The backends the settings choose.
 
 
@@ -181,7 +190,7 @@ def extractor_for(settings: Settings) -> Extractor:
     """The extractor the settings choose: the offline rules, or the configured LLM."""
     if settings.extractor != "llm":
         return RuleExtractor()
-    from memsync.llm import LLMExtractor
+    from memsync.extract.llm import LLMExtractor
 
     return LLMExtractor(chat_model_for(settings, "extractor is llm"))
 
@@ -190,7 +199,7 @@ def judge_for(settings: Settings) -> Judge | None:
     """The LLM that decides hard reconciliation cases, when one is configured."""
     if not (settings.llm_configured and settings.reconcile_with_llm):
         return None
-    from memsync.llm import LLMJudge
+    from memsync.reconcile.judge import LLMJudge
 
     return LLMJudge(chat_model_for(settings, "reconcile.llm is on"))
 
@@ -200,7 +209,7 @@ def summarizer_for(settings: Settings) -> Summarizer:
     memories are always summarised on this device."""
     if not (settings.llm_configured and settings.profile_with_llm):
         return RuleSummarizer()
-    from memsync.llm import LLMSummarizer
+    from memsync.profile.llm import LLMSummarizer
 
     return KeepPrivateLocal(LLMSummarizer(chat_model_for(settings, "profile.llm is on")))
 

@@ -2,6 +2,16 @@
 
 User errors (a wrong passphrase, an unknown id, a malformed file) carry a message that
 the CLI prints as one line, with the `exit_code` it exits with.
+
+    MemsyncError
+    ├── UsageError (WeakPassphrase, AmbiguousId)
+    ├── VaultNotFound, VaultExists, VaultLocked, WrongPassphrase, BadRecoveryPhrase
+    ├── CryptoError
+    ├── CorruptVault (IntegrityError)
+    ├── NotFound, InvalidInput (UnknownFormat)
+    ├── EmbedderError, LLMError
+    ├── Unauthenticated, AccessDenied, RateLimited
+    └── VaultBusy, StorageError
 """
 
 from __future__ import annotations
@@ -123,3 +133,21 @@ class RateLimited(MemsyncError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class VaultBusy(MemsyncError):
+    """Another process (or thread) kept the vault's write lock past the wait bound; nothing
+    was written. `retry_after` is in seconds."""
+
+    exit_code = 12
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageError(MemsyncError):
+    """The vault's files could not be written (disk full, read-only, an I/O error); the
+    change was rolled back, so the vault holds what it held before."""
+
+    exit_code = 13

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import IO
 
 from memsync import codec
+from memsync.core import Progress
 from memsync.errors import InvalidInput, UsageError
 from memsync.model import ImportReport, Memory, SearchFilters, Source, Status
-from memsync.vault import Progress, Vault
+from memsync.vault import Vault
 
 FORMAT = "memsync-export"
 VERSION = 1

@@ -1,5 +1,5 @@
-"""Record ids: short, random and easy to type. Here so that `vault` and the modules it
-delegates to (`capture`, `ingest_flow`) can all make them without importing each other."""
+"""Record ids: short, random and easy to type. At the bottom of the layers, so that every
+step that makes records (capture, reconcile, edits, the ledger) can make them."""
 
 from __future__ import annotations
 

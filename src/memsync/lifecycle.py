@@ -2,8 +2,8 @@
 key, the keys derived from it, and each device's declaration in the log.
 
 The first device declares the recovery signing key; a device enrolled by `recover` is
-endorsed by it (see `store.verify`). `Vault.create`, `Vault.open` and `Vault.recover`
-call these functions, which get the class to build so they need not import it.
+endorsed by it (see `log.verify`). `Vault.create`, `Vault.open` and `Vault.recover`
+call these functions, which return the unlocked `Core` the vault is built on.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import base64
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import apsw
 
 from memsync import codec
+from memsync.core import Core, db_key
 from memsync.crypto import aead, phrase, wrap
 from memsync.crypto.device import (
     DeviceKeys,
@@ -35,9 +36,11 @@ from memsync.errors import (
     UsageError,
     VaultExists,
 )
-from memsync.retrieval.embed import Embedder
-from memsync.retrieval.embedders import embedder_for
+from memsync.index.embed import Embedder
+from memsync.index.embedders import embedder_for
+from memsync.log.verify import endorsement
 from memsync.store import db
+from memsync.store.connections import Database
 from memsync.store.files import (
     Header,
     VaultPaths,
@@ -46,20 +49,8 @@ from memsync.store.files import (
     read_file,
     write_atomic,
 )
-from memsync.store.verify import endorsement
 
-if TYPE_CHECKING:
-    from memsync.vault import Vault
-
-__all__ = ["attach", "create", "db_key", "device_op", "log_key", "open_vault", "recover"]
-
-
-def db_key(vault_key: bytes) -> bytes:
-    return aead.hkdf(vault_key, b"memsync/v1/sqlite")
-
-
-def log_key(vault_key: bytes) -> bytes:
-    return aead.hkdf(vault_key, b"memsync/v1/oplog")
+__all__ = ["attach", "create", "device_op", "open_vault", "recover"]
 
 
 def _b64(data: bytes) -> str:
@@ -80,7 +71,6 @@ def device_op(keys: DeviceKeys, at: int, name: str | None, **extra: Any) -> dict
 
 
 def create(
-    cls: type[Vault],
     home: str | Path | None,
     passphrase: str,
     *,
@@ -88,7 +78,7 @@ def create(
     kdf: KdfParams,
     device_name: str | None,
     recovery_phrase: str | None,
-) -> tuple[Vault, str]:
+) -> tuple[Core, str]:
     """A new vault and its recovery phrase; see `Vault.create`."""
     check_passphrase_strength(passphrase)
     paths = VaultPaths(Path(home) if home else default_home())
@@ -115,18 +105,19 @@ def create(
         ),
     )
     paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    core: Core | None = None
     try:
         conn = db.open_encrypted(paths.database, db_key(vault_key), create=True)
         with conn:
             db.write_meta(conn, "vault_id", vault_id)
             db.write_meta(conn, "embedder", emb.name)
-        vault = cls(paths, conn, header, keys, vault_key, emb)
+        core = Core(paths, _database(paths, vault_key, conn), header, keys, vault_key, emb)
         recovery_pub = phrase.recovery_signing_key(words).public_key().public_bytes_raw()
-        vault.commit_ops(
+        core.commit(
             [
                 device_op(
                     keys,
-                    codec.to_ms(vault.clock()),
+                    codec.to_ms(core.clock()),
                     device_name,
                     recovery_sign_pub=_b64(recovery_pub),
                 )
@@ -135,22 +126,23 @@ def create(
         write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
         write_atomic(paths.header, header.to_bytes())
     except BaseException:
+        if core is not None:
+            core.close()
         for p in (paths.header, paths.device_key, paths.database):
             p.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(str(paths.database) + suffix).unlink(missing_ok=True)
         raise
-    return vault, words
+    return core, words
 
 
 def open_vault(
-    cls: type[Vault],
     home: str | Path | None,
     passphrase: str | None,
     *,
     device_secret: bytes | None,
     embedder: Embedder | None,
-) -> Vault:
+) -> Core:
     """The vault unlocked with a passphrase or a device secret; see `Vault.open`."""
     paths = VaultPaths(Path(home) if home else default_home())
     paths.require()
@@ -166,26 +158,32 @@ def open_vault(
     vault_key = wrap.find_and_unwrap(
         header.stanzas, keys.wrap_key, header_ad(header.vault_id, header.epoch)
     )
-    return attach(cls, paths, header, keys, vault_key, embedder)
+    return attach(paths, header, keys, vault_key, embedder)
+
+
+def _database(paths: VaultPaths, vault_key: bytes, first: apsw.Connection) -> Database:
+    key = db_key(vault_key)
+
+    def opener(busy_timeout_ms: int) -> apsw.Connection:
+        return db.open_encrypted(paths.database, key, create=False, busy_timeout_ms=busy_timeout_ms)
+
+    return Database(opener, first=first)
 
 
 def attach(
-    cls: type[Vault],
     paths: VaultPaths,
     header: Header,
     keys: DeviceKeys,
     vault_key: bytes,
     embedder: Embedder | None,
-) -> Vault:
-    """Open the database with the unwrapped vault key and build the vault on it."""
+) -> Core:
+    """Open the database with the unwrapped vault key and build the core on it."""
     conn = db.open_encrypted(paths.database, db_key(vault_key), create=False)
     try:
         if db.read_meta(conn, "vault_id") != header.vault_id:
             raise IntegrityError("the vault database belongs to another vault")
-        emb = embedder or embedder_for(db.read_meta(conn, "embedder"))
-        vault = cls(paths, conn, header, keys, vault_key, emb)
-        if db.read_meta(conn, "embedder") != emb.name:
-            vault.reindex()
+        stored = db.read_meta(conn, "embedder")
+        emb = embedder or embedder_for(stored)
     except apsw.Error as exc:
         # A damaged page past the first is only found when a query first reads it.
         conn.close()
@@ -195,18 +193,29 @@ def attach(
     except BaseException:
         conn.close()
         raise
-    return vault
+    core = Core(paths, _database(paths, vault_key, conn), header, keys, vault_key, emb)
+    try:
+        if stored != emb.name:
+            core.reindex()
+    except apsw.Error as exc:
+        core.close()
+        raise CorruptVault(
+            f"cannot read the vault database ({type(exc).__name__}): damaged"
+        ) from None
+    except BaseException:
+        core.close()
+        raise
+    return core
 
 
 def recover(
-    cls: type[Vault],
     home: str | Path | None,
     recovery_phrase: str,
     new_passphrase: str,
     *,
     kdf: KdfParams,
     embedder: Embedder | None,
-) -> Vault:
+) -> Core:
     """The vault opened with its recovery phrase, this device enrolled anew; see
     `Vault.recover`."""
     check_passphrase_strength(new_passphrase)
@@ -220,8 +229,8 @@ def recover(
     except CryptoError:
         raise BadRecoveryPhrase("this recovery phrase does not open this vault") from None
     keys = generate_device()
-    vault = attach(cls, paths, header, keys, vault_key, embedder)
-    op = device_op(keys, codec.to_ms(vault.clock()), "recovered")
+    core = attach(paths, header, keys, vault_key, embedder)
+    op = device_op(keys, codec.to_ms(core.clock()), "recovered")
     op["endorsement"] = _b64(
         phrase.recovery_signing_key(words).sign(endorsement(header.vault_id, op))
     )
@@ -230,8 +239,12 @@ def recover(
         wrap.wrap_key(vault_key, keys.wrap_public, kind="device", ad=ad),
     )
     new_header = replace(header, stanzas=stanzas)
-    vault.commit_ops([op])
-    write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
-    write_atomic(paths.header, new_header.to_bytes())
-    vault.header = new_header
-    return vault
+    try:
+        core.commit([op])
+        write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
+        write_atomic(paths.header, new_header.to_bytes())
+    except BaseException:
+        core.close()
+        raise
+    core.header = new_header
+    return core

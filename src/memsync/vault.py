@@ -1,7 +1,9 @@
 """The Vault: the one public API that the CLI and every other adapter call.
 
-Every change is written as an operation to this device's signed feed and applied to the
-materialised tables in the same transaction, so the log and the state never disagree.
+It composes the narrow `Core` (keys, log, database, embedder, vectors, clock) with the
+steps of the data flow: capture, reconcile, retrieve, disclose, the profile and direct
+edits. Any number of processes (and threads) may use one vault: reads run in parallel,
+writes take turns, and each sees the others' changes on its next call.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,31 +21,19 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
-from memsync import (
-    access,
-    capture,
-    codec,
-    ingest_flow,
-    keystore,
-    ledger,
-    lifecycle,
-    profile_cache,
-    records,
-)
-from memsync import apps as apps_
-from memsync import config as settings_
-from memsync.access import AppSession
-from memsync.apps import App, Scope
-from memsync.capture import IngestReport, IngestResult, Outcome
+from memsync import config, edits, lifecycle
+from memsync.capture import flow
+from memsync.capture.flow import IngestReport, IngestResult
+from memsync.capture.types import ImportBatch, ImportedDocument, ImportedMemory
+from memsync.core import Core, Progress
 from memsync.crypto.device import DeviceKeys, KdfParams, check_passphrase_strength, seal_device
-from memsync.errors import UsageError
-from memsync.explain import Explanation, explain
+from memsync.disclose import access
+from memsync.disclose.access import AppSession
 from memsync.extract.base import Extractor
-from memsync.extract.profile import Profile, Summarizer
-from memsync.extract.reconcile import Judge, Neighbour
 from memsync.ids import new_id
-from memsync.ingest.types import ImportBatch, ImportedDocument, ImportedMemory
-from memsync.ledger import Disclosure
+from memsync.index.embed import Embedder
+from memsync.index.vectors import VectorIndex
+from memsync.log.oplog import OpLog
 from memsync.model import (
     Category,
     CheckReport,
@@ -56,27 +46,21 @@ from memsync.model import (
     SearchHit,
     SearchMode,
     Source,
-    Status,
     VaultInfo,
 )
-from memsync.retrieval import rank as ranking
-from memsync.retrieval import search as hybrid
-from memsync.retrieval import vectors as vectors_
-from memsync.retrieval import when
-from memsync.retrieval.context import Context, build_context
-from memsync.retrieval.embed import Embedder
-from memsync.retrieval.rank import Weights
-from memsync.store import db, oplog, state, verify
+from memsync.profile.build import Profile, Summarizer
+from memsync.profile.cache import ProfileKeeper
+from memsync.reconcile.decide import Judge, Neighbour
+from memsync.reconcile.session import Outcome, memory_neighbours
+from memsync.retrieve import search as hybrid
+from memsync.retrieve.context import Context, build_context
+from memsync.retrieve.rank import Weights
+from memsync.scope import App, Scope
+from memsync.store import apps as apps_
+from memsync.store import db, ledger, records, state
+from memsync.store.explain import Explanation, explain
 from memsync.store.files import Header, VaultPaths, write_atomic
-
-Progress = Callable[[int, int], None]
-# Operations that change neither memories nor the bio.
-_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app"})
-_PROFILE_TTL = timedelta(minutes=1)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+from memsync.store.ledger import Disclosure
 
 
 @dataclass(frozen=True)
@@ -85,6 +69,10 @@ class NewVault:
 
     vault: Vault
     recovery_phrase: str
+
+
+def _summarizer_for(stored: str | None) -> Summarizer:
+    return config.summarizer_for(config.decode(stored))
 
 
 class Vault:
@@ -97,31 +85,54 @@ class Vault:
         True
     """
 
-    def __init__(
-        self,
-        paths: VaultPaths,
-        conn: apsw.Connection,
-        header: Header,
-        keys: DeviceKeys,
-        vault_key: bytes,
-        embedder: Embedder,
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self.paths = paths
-        self.conn = conn
-        self.header = header
-        self.device = keys
-        self._log_key = lifecycle.log_key(vault_key)
-        self.embedder = embedder
-        self.clock = clock
-        self.log = oplog.OpLog(conn, header.vault_id, keys)
-        self._lock = threading.RLock()
-        self._vectors: hybrid.VectorIndex | None = None
-        self._vectors_version = -1  # PRAGMA data_version when the cache was loaded
-        # Bumped by every commit that may change memories or the bio, so a server can
-        # hand out the profile without rebuilding it from every memory per request.
-        self._memory_generation = 0
-        self._profile: tuple[tuple[int, int], datetime, Profile] | None = None
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._profiles = ProfileKeeper(core, _summarizer_for)
+
+    # The core's parts, for tools, tests and benchmarks.
+
+    @property
+    def paths(self) -> VaultPaths:
+        return self.core.paths
+
+    @property
+    def header(self) -> Header:
+        return self.core.header
+
+    @property
+    def device(self) -> DeviceKeys:
+        return self.core.device
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.core.embedder
+
+    @property
+    def conn(self) -> apsw.Connection:
+        return self.core.conn  # this thread's
+
+    @property
+    def log(self) -> OpLog:
+        return self.core.log
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """What "now" is for this vault (tests set a fixed clock)."""
+        return self.core.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime]) -> None:
+        self.core.clock = value
+
+    @property
+    def _log_key(self) -> bytes:
+        return self.core.log_key
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every write of this process (and re-entrant): holding it keeps this
+        process's other threads from writing meanwhile. Reads never need it."""
+        return self.core.db.lock
 
     # Opening and closing.
 
@@ -137,8 +148,7 @@ class Vault:
         recovery_phrase: str | None = None,
     ) -> NewVault:
         """Create a vault in `home` (default: `$MEMSYNC_HOME` or the user data dir)."""
-        vault, words = lifecycle.create(
-            cls,
+        core, words = lifecycle.create(
             home,
             passphrase,
             embedder=embedder,
@@ -146,7 +156,7 @@ class Vault:
             device_name=device_name,
             recovery_phrase=recovery_phrase,
         )
-        return NewVault(vault, words)
+        return NewVault(cls(core), words)
 
     @classmethod
     def open(
@@ -161,8 +171,8 @@ class Vault:
 
         Nothing is written unless the unlock succeeds.
         """
-        return lifecycle.open_vault(
-            cls, home, passphrase, device_secret=device_secret, embedder=embedder
+        return cls(
+            lifecycle.open_vault(home, passphrase, device_secret=device_secret, embedder=embedder)
         )
 
     @classmethod
@@ -180,8 +190,8 @@ class Vault:
         The old device key (lost with its passphrase) is replaced by a fresh one, sealed
         with `new_passphrase`; the new device is endorsed in the log by the recovery key.
         """
-        return lifecycle.recover(
-            cls, home, recovery_phrase, new_passphrase, kdf=kdf, embedder=embedder
+        return cls(
+            lifecycle.recover(home, recovery_phrase, new_passphrase, kdf=kdf, embedder=embedder)
         )
 
     def change_passphrase(self, new_passphrase: str, kdf: KdfParams = KdfParams()) -> None:
@@ -189,8 +199,8 @@ class Vault:
         write_atomic(self.paths.device_key, seal_device(self.device, new_passphrase, kdf))
 
     def close(self) -> None:
-        with self._lock:
-            self.conn.close()
+        """Close every connection this vault opened (in any thread)."""
+        self.core.close()
 
     def __enter__(self) -> Vault:
         return self
@@ -202,10 +212,6 @@ class Vault:
 
     # The write path.
 
-    def _commit(self, op: dict[str, Any]) -> state.IndexChange:
-        """Log `op`, apply it and index what it added, all in one transaction."""
-        return self._commit_many([op])
-
     def commit_ops(
         self,
         ops: Sequence[dict[str, Any]],
@@ -213,50 +219,12 @@ class Vault:
         *,
         vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
     ) -> state.IndexChange:
-        """Log and apply `ops` in one transaction, embedding what they add in batches.
-
-        `vectors` holds embeddings already computed for some texts (reconciliation
-        embeds candidates before they become memories), so they are not computed twice.
-        """
-        return self._commit_many(ops, progress, vectors)
-
-    def _commit_many(
-        self,
-        ops: Sequence[dict[str, Any]],
-        progress: Progress | None = None,
-        vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
-    ) -> state.IndexChange:
-        added: list[int] = []
-        removed: list[int] = []
-        updated: list[int] = []
-        with self._lock:
-            try:
-                with self.conn:
-                    for op in ops:
-                        if op["op"] not in _LEDGER_OPS:
-                            self._memory_generation += 1
-                        self.log.append(op, self._log_key, self.header.epoch)
-                        change = state.apply(self.conn, op)
-                        added += change.added
-                        removed += change.removed
-                        updated += change.updated
-                    vectors_.embed_items(self.conn, self.embedder, added, progress, vectors)
-            except BaseException:
-                self._vectors = None  # it may hold rows the rollback removed
-                raise
-            if self._vectors is not None:
-                self._vectors.remove(removed)
-                self._vectors.upsert(self.conn, [*added, *updated])
-        return state.IndexChange(tuple(added), tuple(removed), tuple(updated))
+        """Log and apply `ops` in one transaction (see `Core.commit`)."""
+        return self.core.commit(ops, progress, vectors)
 
     def reindex(self, progress: Progress | None = None) -> int:
         """Re-embed every indexed item with this vault's embedder (after a model change)."""
-        with self._lock, self.conn:
-            rowids = [int(r[0]) for r in self.conn.execute("SELECT rowid FROM items")]
-            vectors_.embed_items(self.conn, self.embedder, rowids, progress)
-            db.write_meta(self.conn, "embedder", self.embedder.name)
-            self._vectors = None
-        return len(rowids)
+        return self.core.reindex(progress)
 
     # Memories.
 
@@ -274,7 +242,8 @@ class Vault:
         provenance: Sequence[Provenance] = (),
     ) -> Memory:
         """Add one memory and return it. `memsync add "Prefers short answers"` calls this."""
-        memory = records.new_memory(
+        return edits.add(
+            self.core,
             text,
             kind=kind,
             category=category,
@@ -284,10 +253,7 @@ class Vault:
             observed_at=observed_at,
             confidence=confidence,
             provenance=provenance,
-            clock=self.clock,
         )
-        self._commit({"op": "add_memory", "memory": codec.memory_to_json(memory)})
-        return self.get(memory.id)
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the memory or source that `id_or_prefix` names uniquely."""
@@ -315,33 +281,20 @@ class Vault:
         valid_until: datetime | None = None,
     ) -> Memory:
         """Supersede a memory with an edited copy; the old version stays in its history."""
-        old = self.get(memory_id)
-        new = records.edited(
-            old,
+        return edits.edit(
+            self.core,
+            self.resolve(memory_id),
             text=text,
             kind=kind,
             category=category,
             tags=tags,
             valid_until=valid_until,
-            clock=self.clock,
         )
-        self._commit({"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)})
-        return self.get(new.id)
 
     def forget(self, memory_id: str) -> None:
         """Tombstone a memory and every version in its history: their text leaves the
         state and the index for good. `memsync rm ID` calls this."""
-        old = self.get(memory_id)
-        if old.status is Status.FORGOTTEN:
-            raise UsageError(f"memory {old.id} is already forgotten")
-        at = codec.to_ms(self.clock())
-        self._commit_many(
-            [
-                {"op": "forget_memory", "id": m.id, "at": at}
-                for m in self.history(old.id)
-                if m.status is not Status.FORGOTTEN
-            ]
-        )
+        edits.forget(self.core, self.resolve(memory_id))
 
     def list(
         self,
@@ -364,17 +317,9 @@ class Vault:
 
     # Search.
 
-    def vector_index(self) -> hybrid.VectorIndex:
-        with self._lock:
-            # data_version changes only when another connection (another process or Vault
-            # on this file) commits; our own writes keep the cache in step themselves.
-            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-            if self._vectors is None or version != self._vectors_version:
-                index = hybrid.VectorIndex(self.embedder.dim)
-                index.load(self.conn)
-                self._vectors = index
-                self._vectors_version = version
-            return self._vectors
+    def vector_index(self) -> VectorIndex:
+        """The in-memory vectors, up to date with every process's writes."""
+        return self.core.vector_index()
 
     def search(
         self,
@@ -395,29 +340,21 @@ class Vault:
         judged against `now`). `weights` tunes those credits (`rank.Weights`). With a
         `scope`, only what that app may read is searched.
         """
-        if k < 1:
-            raise UsageError("k must be at least 1")
-        now = now or self.clock()
-        depth = max(50, k * 5)
-        cond = hybrid.resolve_filters(self.conn, records.stored_form(filters), now, scope)
-        keyword = (
-            []
-            if mode is SearchMode.VECTOR
-            else hybrid.keyword_search(self.conn, query, cond, depth)
+        return hybrid.search(
+            self.core,
+            query,
+            k=k,
+            filters=filters,
+            now=now,
+            mode=mode,
+            weights=weights,
+            scope=scope,
         )
-        qvec = (
-            self.embedder.embed([query])[0]
-            if query.strip() and mode is not SearchMode.KEYWORD
-            else None
-        )
-        vector = [] if qvec is None else self.vector_index().search(qvec, cond, depth)
-        items = ranking.describe(self.conn, list(dict.fromkeys([*keyword, *vector])))
-        window = when.time_window(query, now)
-        span = None if window is None else (window.start, window.end)
-        ranked = ranking.rank(keyword, vector, items, weights, span)[:k]
-        return hybrid.hydrate(self.conn, ranked)
 
     # Sources.
+
+    def _extractor(self, extract: bool, extractor: Extractor | None) -> Extractor | None:
+        return (extractor or self.extractor()) if extract else None
 
     def ingest(
         self,
@@ -440,15 +377,15 @@ class Vault:
         new source, but only its new turns are read for memories.
         `extractor` defaults to the configured one (`memsync config extractor`).
         """
-        return ingest_flow.ingest_conversation(
-            self,
+        return flow.ingest_conversation(
+            self.core,
             messages,
             title=title,
             origin=origin,
             created_at=created_at,
             external_id=external_id,
-            extract=extract,
-            extractor=extractor,
+            extractor=self._extractor(extract, extractor),
+            judge=self.judge(),
             progress=progress,
         )
 
@@ -463,8 +400,13 @@ class Vault:
     ) -> IngestResult:
         """Store a document (its chunks, with their offsets) and extract memories from it,
         as if the user had written each chunk. Provenance points at a chunk and a span."""
-        return ingest_flow.ingest_document(
-            self, document, title=title, extract=extract, extractor=extractor, progress=progress
+        return flow.ingest_document(
+            self.core,
+            document,
+            title=title,
+            extractor=self._extractor(extract, extractor),
+            judge=self.judge(),
+            progress=progress,
         )
 
     def import_memories(
@@ -472,7 +414,7 @@ class Vault:
     ) -> IngestResult:
         """Bring in memories from another tool (a mem0 export), reconciled like extracted
         ones; they are kept as a source so each memory's provenance points at its record."""
-        return ingest_flow.import_memories(self, memories, title=title)
+        return flow.import_memories(self.core, memories, title=title, judge=self.judge())
 
     def ingest_batch(
         self,
@@ -482,18 +424,23 @@ class Vault:
         extractor: Extractor | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Store everything `memsync.ingest.read_any` read from one file, one source per
+        """Store everything `memsync.capture.read_any` read from one file, one source per
         transaction; `progress(done, total)` counts sources. Running it again after an
         interruption skips what was stored and carries on."""
-        return ingest_flow.ingest_batch(
-            self, batch, extract=extract, extractor=extractor, progress=progress
+        # The settings are read (and a configured model's client made) once per file.
+        return flow.ingest_batch(
+            self.core,
+            batch,
+            extractor=self._extractor(extract, extractor),
+            judge=self.judge(),
+            progress=progress,
         )
 
     def similar_memories(
         self, vector: npt.NDArray[np.float32], k: int = 8
     ) -> builtins.list[Neighbour]:
         """The `k` active memories nearest to `vector` (by cosine), expired ones included."""
-        return capture.memory_neighbours(self, vector, k)
+        return memory_neighbours(self.core, vector, k)
 
     def context(
         self,
@@ -504,7 +451,7 @@ class Vault:
         filters: SearchFilters = SearchFilters(),
     ) -> Context:
         """The best memories and conversation turns for `query` as one block of text that
-        fits in `budget_tokens` (as `memsync.retrieval.context.count_tokens` counts them),
+        fits in `budget_tokens` (as `memsync.retrieve.context.count_tokens` counts them),
         ready for a system prompt. `items` says exactly which memories and turns went in.
         `memsync context QUERY` calls this.
 
@@ -522,7 +469,7 @@ class Vault:
     def why(self, memory_id: str) -> Explanation:
         """Where a memory came from (source turns or document spans, with dates) and its
         history. `memsync why ID` calls this."""
-        return explain(self, memory_id)
+        return explain(self.conn, self.resolve(memory_id))
 
     # The profile.
 
@@ -534,57 +481,38 @@ class Vault:
         With `max_age`, a profile built that recently is returned even if memories changed
         since (building it reads every lasting memory: about a second at 10k).
         """
-        with self._lock:
-            now = self.clock()
-            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-            key = (self._memory_generation, version)
-            cached = self._profile
-            if cached and not rebuild:
-                age = now - cached[1]
-                # Fresh for a minute at most even when nothing changed: time alone can
-                # expire a memory.
-                if (cached[0] == key and age < _PROFILE_TTL) or (max_age and age < max_age):
-                    return cached[2]
-            built = profile_cache.refresh(
-                self.conn, now=now, summarizer=self.summarizer(), rebuild=rebuild, lock=self._lock
-            )
-            self._profile = (key, now, built)
-            return built
+        return self._profiles.get(rebuild=rebuild, max_age=max_age)
 
     def set_bio(self, text: str | None) -> Profile:
         """Show `text` as the bio instead of the derived one (`None` goes back to it)."""
-        cleaned = None if text is None else " ".join(text.split())
-        if cleaned is not None and not 0 < len(cleaned) <= profile_cache.BIO_CHARS:
-            raise UsageError(f"a bio has 1 to {profile_cache.BIO_CHARS} characters")
-        self._commit({"op": "set_bio", "text": cleaned, "at": codec.to_ms(self.clock())})
+        edits.set_bio(self.core, text)
         return self.profile()
 
     def summarizer(self) -> Summarizer:
         """Who writes the profile: the configured LLM, or the offline rules. Private
         memories are always summarised on this device."""
-        return settings_.summarizer_for(self.settings())
+        return config.summarizer_for(self.settings())
 
     # Settings and the backends they choose.
 
-    def settings(self) -> settings_.Settings:
+    def settings(self) -> config.Settings:
         """This device's settings (stored encrypted in the vault, not synced)."""
-        return settings_.decode(db.read_meta(self.conn, "settings"))
+        return config.load(self.conn)
 
-    def configure(self, name: str, value: str | None) -> settings_.Settings:
+    def configure(self, name: str, value: str | None) -> config.Settings:
         """Set one setting (`None` resets it); `memsync config KEY VALUE` calls this."""
-        updated = settings_.parse_value(self.settings(), name, value)
-        with self._lock, self.conn:
-            db.write_meta(self.conn, "settings", settings_.encode(updated))
-            self._memory_generation += 1  # the profile's writer may have changed
+        with self.core.db.write() as conn:
+            updated = config.parse_value(config.load(conn), name, value)
+            db.write_meta(conn, "settings", config.encode(updated))
         return updated
 
     def extractor(self) -> Extractor:
         """The extractor the settings choose: the offline rules, or the configured LLM."""
-        return settings_.extractor_for(self.settings())
+        return config.extractor_for(self.settings())
 
     def judge(self) -> Judge | None:
         """The LLM that decides hard reconciliation cases, when one is configured."""
-        return settings_.judge_for(self.settings())
+        return config.judge_for(self.settings())
 
     def get_source(self, source_id: str) -> Source:
         return state.get_source(self.conn, self.resolve(source_id))
@@ -601,32 +529,28 @@ class Vault:
     ) -> tuple[int, int]:
         """Add records whose ids are new here, in one transaction; returns (sources,
         memories) added. Used by `memsync import` and by bulk loaders."""
-        with self._lock:
-            ops, n_sources = records.new_record_ops(self.conn, memories, sources)
-            if ops:
-                self._commit_many(ops, progress)
-        return n_sources, len(ops) - n_sources
+        return edits.import_records(self.core, memories, sources, progress)
 
-    # Apps, their scopes and the disclosure ledger (`memsync.access`).
+    # Apps, their scopes and the disclosure ledger (`memsync.disclose.access`).
 
     def add_app(
         self, name: str, scope: Scope = Scope(), *, rate_per_minute: int = apps_.DEFAULT_RATE
     ) -> tuple[App, str]:
         """Register an app; returns it and its bearer token, which is not stored anywhere
         (only its hash is) and so is shown once. `memsync app add NAME` calls this."""
-        return access.add_app(self, name, scope, rate_per_minute)
+        return access.add_app(self.core, name, scope, rate_per_minute)
 
     def apps(self) -> builtins.list[App]:
         return apps_.all_apps(self.conn)
 
     def revoke_app(self, name: str) -> App:
         """Stop an app from connecting; what it was given stays in the ledger."""
-        return access.revoke_app(self, name)
+        return access.revoke_app(self.core, name)
 
     def as_app(self, app: str | App) -> AppSession:
         """The vault as one app sees it: its scope enforced, every disclosure recorded."""
         found = apps_.get_app(self.conn, app) if isinstance(app, str) else app
-        return AppSession(self, found)
+        return AppSession(self.core, self._profiles, found)
 
     def app_for_token(self, token: str) -> App | None:
         """The active app holding `token`, or None."""
@@ -643,12 +567,6 @@ class Vault:
         """The ledger, newest first: what each app was given, when and for what query."""
         return ledger.query(self.conn, app=app, since=since, memory_id=memory_id, limit=limit)
 
-    @property
-    def lock(self) -> threading.RLock:
-        """Held by every write. A server holds it around each request, so no request sees
-        another's transaction half done."""
-        return self._lock
-
     # Verification.
 
     def check(self, progress: Progress | None = None) -> CheckReport:
@@ -657,7 +575,7 @@ class Vault:
         The state is rebuilt from the log alone into memory and its digest compared with
         the live state's.
         """
-        return verify.check(self.conn, self.log, self._log_key, self.header.vault_id, progress)
+        return self.core.check(progress)
 
     def info(self) -> VaultInfo:
         def count(sql: str) -> int:
@@ -673,11 +591,6 @@ class Vault:
             sources=count("SELECT count(*) FROM sources"),
             log_entries=self.log.count(),
         )
-
-
-def remember_device(vault: Vault) -> None:
-    """Keep this device's secret in the OS keyring so the vault opens without a prompt."""
-    keystore.store(vault.header.vault_id, vault.device.device_id, vault.device.secret_bytes())
 
 
 __all__ = ["IngestReport", "IngestResult", "NewVault", "Outcome", "Vault", "new_id"]

@@ -10,11 +10,12 @@ import click
 from rich.table import Table
 
 from memsync import codec
-from memsync.apps import DEFAULT_RATE, App, Scope, parse_categories, parse_kinds
 from memsync.cli import output
 from memsync.cli.options import TIME, json_option
 from memsync.cli.unlock import open_vault
-from memsync.ledger import Disclosure
+from memsync.scope import App, Scope, parse_categories, parse_kinds
+from memsync.store.apps import DEFAULT_RATE
+from memsync.store.ledger import Disclosure
 
 
 def app_json(app: App) -> dict[str, Any]:

@@ -13,13 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from memsync import config
-from memsync.capture import IngestReport, Outcome
+from memsync.capture import Format, ImportBatch, read_any
+from memsync.capture.flow import IngestReport
 from memsync.cli import output
 from memsync.cli.options import json_option
 from memsync.cli.unlock import open_vault, vault_paths
 from memsync.errors import UnknownFormat, UsageError
-from memsync.extract.decision import Decision
-from memsync.ingest import Format, ImportBatch, read_any
+from memsync.reconcile.decision import Decision
+from memsync.reconcile.session import Outcome
 
 # What a directory argument picks up; other files in it are left alone.
 _DIRECTORY_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".pdf", ".json", ".jsonl", ".zip"}

@@ -21,8 +21,8 @@ from memsync.cli import output
 from memsync.cli.capture import decisions_table
 from memsync.cli.profile import profile_view, why_view
 from memsync.cli.unlock import kdf_params
-from memsync.extract.decision import Decision
 from memsync.model import Category, Kind, Message
+from memsync.reconcile.decision import Decision
 from memsync.vault import Vault
 
 C, K = Category, Kind

@@ -9,11 +9,11 @@ from typing import cast
 
 import click
 
-from memsync.access import AppSession
-from memsync.apps import check_name
 from memsync.cli import unlock
+from memsync.disclose.access import AppSession
 from memsync.errors import NotFound, Unauthenticated, UsageError
 from memsync.server import mcp_config
+from memsync.store.apps import check_name
 from memsync.store.files import default_home
 from memsync.vault import Vault
 

@@ -20,7 +20,7 @@ from memsync.cli.options import (
 from memsync.cli.unlock import open_vault
 from memsync.errors import UsageError
 from memsync.model import Category, Kind, SearchFilters, Status
-from memsync.retrieval.context import MIN_BUDGET
+from memsync.retrieve.context import MIN_BUDGET
 
 
 @click.command()

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from memsync import codec
 from memsync.model import Memory, Provenance, SearchHit, Source, Status, Turn
-from memsync.retrieval.context import Context
+from memsync.retrieve.context import Context
 
 ProgressFn = Callable[[int, int], None]
 

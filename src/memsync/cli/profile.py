@@ -15,9 +15,9 @@ from memsync.cli import output
 from memsync.cli.options import json_option
 from memsync.cli.unlock import open_vault
 from memsync.errors import UsageError
-from memsync.explain import Evidence, Explanation
-from memsync.extract.insights import InsightKind
-from memsync.extract.profile import Profile, profile_to_json
+from memsync.profile.build import Profile, profile_to_json
+from memsync.profile.insights import InsightKind
+from memsync.store.explain import Evidence, Explanation
 
 
 @click.command()

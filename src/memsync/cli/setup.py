@@ -28,9 +28,9 @@ from memsync.cli.unlock import (
 )
 from memsync.crypto.phrase import normalize_phrase
 from memsync.errors import VaultExists
-from memsync.retrieval.e5 import E5Embedder
-from memsync.retrieval.embedders import CHOICES, embedder_for
-from memsync.vault import Vault, remember_device
+from memsync.index.e5 import E5Embedder
+from memsync.index.embedders import CHOICES, embedder_for
+from memsync.vault import Vault
 
 WARNING = (
     "Write these 24 words down, in order, and keep them offline and safe. They are shown "
@@ -116,7 +116,9 @@ def unlock(remember: bool) -> None:
     """
     with open_vault(use_keyring=False) as vault:
         if remember:
-            remember_device(vault)
+            keystore.store(
+                vault.header.vault_id, vault.device.device_id, vault.device.secret_bytes()
+            )
             click.echo(
                 f"remembered: vault {vault.header.vault_id} now opens without a "
                 "passphrase on this device (`memsync lock` to undo)"

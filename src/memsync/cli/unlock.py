@@ -18,7 +18,7 @@ from memsync import keystore
 from memsync.crypto.device import FAST_KDF, KdfParams, check_passphrase_strength
 from memsync.crypto.device import device_public_info as _device_public_info
 from memsync.errors import CryptoError, VaultLocked, WeakPassphrase, WrongPassphrase
-from memsync.retrieval.embed import Embedder
+from memsync.index.embed import Embedder
 from memsync.store.files import Header, VaultPaths, default_home, read_file
 from memsync.vault import Vault
 

@@ -1,8 +1,9 @@
-"""The opt-in language-model backend: any OpenAI-compatible chat-completions endpoint.
+"""The opt-in language-model provider: any OpenAI-compatible chat-completions endpoint.
 
-`OpenAIChat` (configured by `LLMSettings`) is the transport; `LLMExtractor` turns
-conversations into candidate memories, `LLMJudge` settles hard reconciliation cases and
-`LLMSummarizer` writes profile text. Nothing here runs unless a caller builds one.
+`OpenAIChat` (configured by `LLMSettings`) is the transport every model-backed step uses:
+the extractor (`memsync.extract.llm`), the reconciliation judge (`memsync.reconcile.judge`)
+and the profile's writer (`memsync.profile.llm`). Nothing here runs unless a caller
+builds one.
 """
 
 from memsync.llm.client import (
@@ -14,18 +15,11 @@ from memsync.llm.client import (
     ask_validated,
     parse_json_answer,
 )
-from memsync.llm.extractor import LLMExtractor
-from memsync.llm.judge import Judgement, LLMJudge
-from memsync.llm.summarize import LLMSummarizer
 
 __all__ = [
     "ChatModel",
     "ChatTurn",
-    "Judgement",
-    "LLMExtractor",
-    "LLMJudge",
     "LLMSettings",
-    "LLMSummarizer",
     "MalformedOutput",
     "OpenAIChat",
     "ask_validated",

@@ -2,6 +2,6 @@
 memory proxy (`proxy`), served together by `memsync serve` (`http.create_app`).
 
 Every request is authenticated and rate-limited by the `Gate` and then goes through the
-app's `memsync.access.AppSession`, so scopes and the disclosure ledger are the same
+app's `memsync.disclose.access.AppSession`, so scopes and the disclosure ledger are the same
 whichever door a request came in by.
 """

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memsync.access import AppSession
-from memsync.apps import App
+from memsync.disclose.access import AppSession
 from memsync.errors import RateLimited, Unauthenticated
+from memsync.scope import App
 from memsync.vault import Vault
 
 __all__ = ["Gate", "RateLimiter", "bearer_token"]
@@ -81,8 +81,7 @@ class Gate:
         token = bearer_token(authorization, api_key)
         if token is None:
             raise Unauthenticated(MISSING)
-        with self.vault.lock:
-            app = self.vault.app_for_token(token)
+        app = self.vault.app_for_token(token)
         if app is None:
             raise Unauthenticated("unknown or revoked token")
         self.limiter.take(app)

@@ -29,7 +29,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memsync import __version__
-from memsync.access import AppSession
+from memsync.disclose.access import AppSession
 from memsync.errors import MemsyncError, Unauthenticated
 from memsync.server import mcp_tools
 from memsync.server.errors import refusal
@@ -189,7 +189,7 @@ class _Authenticated:
             return
         headers = Headers(scope=scope)
         try:
-            # The gate takes the vault lock, which a long ingest may hold.
+            # The gate reads the app registry from the database: not on the event loop.
             session = await anyio.to_thread.run_sync(
                 self.gate.session, headers.get("authorization"), headers.get("x-api-key")
             )

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from memsync.extract.insights import InsightKind
-from memsync.extract.profile import Profile
 from memsync.model import Category, Kind, Memory, Status, Turn
+from memsync.profile.build import Profile
+from memsync.profile.insights import InsightKind
 
 __all__ = [
     "Forgotten",

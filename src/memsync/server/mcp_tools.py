@@ -19,10 +19,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from memsync.access import AppSession
+from memsync.disclose.access import AppSession
 from memsync.errors import MemsyncError, Unauthenticated
-from memsync.extract.decision import Decision
 from memsync.model import Category, Kind, Message, SearchFilters
+from memsync.reconcile.decision import Decision
 from memsync.server.errors import api_error
 from memsync.server.mcp_models import (
     Forgotten,

@@ -42,8 +42,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from memsync.access import AppSession
 from memsync.config import Settings
+from memsync.disclose.access import AppSession
 from memsync.errors import MemsyncError, Unauthenticated
 from memsync.model import Message
 from memsync.server.errors import error_body, error_response, refusal

@@ -19,9 +19,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from memsync import __version__
-from memsync.access import AppIngest, AppSession
-from memsync.extract.decision import Decision
+from memsync.disclose.access import AppIngest, AppSession
 from memsync.model import Category, Kind, SearchFilters
+from memsync.reconcile.decision import Decision
 from memsync.server.gate import Gate
 from memsync.server.schemas import (
     MAX_TAGS,

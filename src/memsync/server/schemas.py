@@ -24,9 +24,9 @@ from pydantic import (
 )
 
 from memsync import codec, model
-from memsync.extract import profile
-from memsync.extract.insights import InsightKind
 from memsync.model import Category, Kind, Status
+from memsync.profile import build as profile
+from memsync.profile.insights import InsightKind
 
 _IN = ConfigDict(strict=True, regex_engine="python-re")
 # One character that is not whitespace. Engines disagree on `\S` (U+0085 is whitespace

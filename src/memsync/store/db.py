@@ -3,17 +3,24 @@
 The whole file is encrypted by SQLite3 Multiple Ciphers (ChaCha20-Poly1305 per page, the
 WAL included), so a flipped byte anywhere in a page is caught when the page is read. Temp
 tables and sorts stay in memory so SQLite never writes a plaintext temp file.
+
+The page key is given raw (`PRAGMA key="x'…'"`): it is already 256 random bits derived
+from the vault key, so the cipher's own passphrase KDF (PBKDF2, 64,007 rounds, 25 ms per
+connection here) would add nothing but the cost of every new connection, and a server
+opens one per thread. Vaults written before keyed through that KDF (`PRAGMA hexkey`);
+they still open, and are re-keyed to the raw key the first time one is opened alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import apsw
 
 from memsync.errors import CorruptVault
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -159,6 +166,26 @@ CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF text ON items BEGIN
     INSERT INTO items_fts(items_fts, rowid, text) VALUES('delete', old.rowid, old.text);
     INSERT INTO items_fts(rowid, text) VALUES (new.rowid, new.text);
 END;
+-- Which index items changed, in commit order, whichever connection or process changed
+-- them: every process keeps its in-memory vectors in step by reading what is new here.
+-- Derived, like the vectors: not part of the state's digest, pruned as it grows.
+CREATE TABLE IF NOT EXISTS item_changes(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS items_changed_ai AFTER INSERT ON items BEGIN
+    INSERT INTO item_changes(item) VALUES (new.rowid);
+END;
+CREATE TRIGGER IF NOT EXISTS items_changed_ad AFTER DELETE ON items BEGIN
+    INSERT INTO item_changes(item) VALUES (old.rowid);
+END;
+CREATE TRIGGER IF NOT EXISTS items_changed_au AFTER UPDATE ON items BEGIN
+    INSERT INTO item_changes(item) VALUES (new.rowid);
+END;
+-- Counters other processes' caches compare: `memories` moves with every operation that
+-- may change a memory or the bio (the profile is rebuilt when it moves).
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters(name, value) VALUES ('memories', 0);
 """
 
 # From an older schema version to the current one; then SCHEMA adds any new tables.
@@ -169,14 +196,19 @@ _MIGRATIONS = {
     CREATE INDEX IF NOT EXISTS sources_external ON sources(external_id);
     """,
     "2": "",
+    "3": "",
 }
 
 
-def _configure(conn: apsw.Connection) -> None:
+# How long a connection waits for a lock another connection holds before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+
+def _configure(conn: apsw.Connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     # Up to 64 MiB of decrypted pages (SQLite's default is 2 MB): each page read from disk
     # is decrypted again, and ranking a search reads the provenance of ~100 candidates;
     # at 100k memories this took the search p50 from 17 to 13 ms. The pages are no more
@@ -184,7 +216,46 @@ def _configure(conn: apsw.Connection) -> None:
     conn.execute("PRAGMA cache_size=-65536")
 
 
-def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
+def _keyed(path: Path, flags: int, pragma: str) -> apsw.Connection:
+    """A connection to `path` keyed by `pragma`, its first page read (and so
+    authenticated); apsw.Error (NotADBError for a wrong key) if it cannot be read."""
+    conn = apsw.Connection(str(path), flags=flags)
+    try:
+        conn.execute(pragma)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _raw_key(key: bytes) -> str:
+    return f"PRAGMA key=\"x'{key.hex()}'\""
+
+
+def _rekey_legacy(conn: apsw.Connection, key: bytes) -> bool:
+    """Move a vault keyed through the cipher's passphrase KDF to the raw key.
+
+    SQLite3 Multiple Ciphers re-keys only outside WAL mode, and leaving WAL mode needs the
+    database to itself: with another connection open this does nothing (False) and the
+    vault keeps working on the old key until it is next opened alone.
+    """
+    try:
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+        if mode != [("delete",)]:
+            return False
+        conn.execute(f"PRAGMA rekey=\"x'{key.hex()}'\"")
+        return True
+    except apsw.Error:
+        return False
+    finally:
+        with contextlib.suppress(apsw.Error):
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+
+
+def open_encrypted(
+    path: Path, key: bytes, *, create: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> apsw.Connection:
     """Open (or create) the database at `path`, encrypted with the 32-byte `key`.
 
     Raises `CorruptVault` when the file cannot be read with this key: damaged, truncated,
@@ -194,13 +265,18 @@ def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
         raise CorruptVault(f"vault database missing: {path}")
     flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
     try:
-        conn = apsw.Connection(str(path), flags=flags)
-        conn.execute(f"PRAGMA hexkey='{key.hex()}'")
-        # Reading the schema forces the first page to be decrypted and authenticated.
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        try:
+            conn = _keyed(path, flags, _raw_key(key))
+        except apsw.NotADBError:
+            if create:
+                raise
+            conn = _keyed(path, flags, f"PRAGMA hexkey='{key.hex()}'")
+            if _rekey_legacy(conn, key):
+                conn.close()
+                conn = _keyed(path, flags, _raw_key(key))
         if create:
             conn.execute("PRAGMA journal_mode=WAL")
-        _configure(conn)
+        _configure(conn, busy_timeout_ms)
         if create:
             with conn:
                 conn.execute(SCHEMA)
@@ -211,9 +287,17 @@ def open_encrypted(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
         else:
             version = read_meta(conn, "schema_version")
             if version in _MIGRATIONS:
-                with conn:
-                    conn.execute(_MIGRATIONS[version] + SCHEMA)
-                    write_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # Another process may have migrated it while this one waited.
+                    version = read_meta(conn, "schema_version")
+                    if version in _MIGRATIONS:
+                        conn.execute(_MIGRATIONS[version] + SCHEMA)
+                        write_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
                 version = str(SCHEMA_VERSION)
             if version != str(SCHEMA_VERSION):
                 raise CorruptVault(f"unsupported vault schema version: {version!r}")

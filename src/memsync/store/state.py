@@ -15,7 +15,7 @@ from typing import Any
 
 import apsw
 
-from memsync import apps, codec, ledger
+from memsync import codec
 from memsync.errors import IntegrityError, NotFound
 from memsync.model import (
     Category,
@@ -28,6 +28,7 @@ from memsync.model import (
     Status,
     Turn,
 )
+from memsync.store import apps, ledger
 
 ITEM_MEMORY = 0
 ITEM_TURN = 1
@@ -153,9 +154,15 @@ def _set_status(
     return item
 
 
+# Operations that change neither memories nor the bio (the profile's inputs).
+_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app", "add_device"})
+
+
 def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
     """Apply one decrypted operation to the tables. Unknown operations are an error."""
     kind = op["op"]
+    if kind not in _LEDGER_OPS:
+        conn.execute("UPDATE counters SET value=value+1 WHERE name='memories'")
     if kind == "add_device":
         conn.execute(
             "INSERT OR IGNORE INTO devices(device_id, wrap_pub, sign_pub, name, added_at) "

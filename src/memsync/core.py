@@ -1,0 +1,183 @@
+"""The narrow core every step of the data flow works on: this device's keys and log, the
+encrypted database (a connection per thread), the embedder, the in-memory vectors and the
+clock. `Vault` composes it with the steps (capture, reconcile, retrieve, disclose,
+profile); the steps take a `Core`, never the `Vault`.
+
+Every change goes through `Core.commit`: the operations are appended to this device's
+signed feed and applied to the tables in one write transaction, so the log and the state
+never disagree. What the change will index is embedded first, outside the write lock:
+embedding is most of a write's cost, and other writers need not wait for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from memsync.crypto import aead
+from memsync.crypto.device import DeviceKeys
+from memsync.errors import MemsyncError
+from memsync.index.embed import Embedder
+from memsync.index.vectors import (
+    VectorIndex,
+    embed_items,
+    embed_texts,
+    embeddable,
+    texts_to_embed,
+)
+from memsync.log import oplog, verify
+from memsync.model import CheckReport, Status
+from memsync.store import db, state
+from memsync.store.connections import Database
+from memsync.store.files import Header, VaultPaths
+
+__all__ = ["Core", "Guard", "Progress", "Stale", "db_key", "expecting", "log_key"]
+
+Progress = Callable[[int, int], None]
+Vector = npt.NDArray[np.float32]
+# Index changes kept for other processes to catch up from; one further behind reloads.
+_CHANGES_KEPT = 50_000
+
+
+def db_key(vault_key: bytes) -> bytes:
+    """The database's page key, derived from the vault key."""
+    return aead.hkdf(vault_key, b"memsync/v1/sqlite")
+
+
+def log_key(vault_key: bytes) -> bytes:
+    """The key that encrypts operations in the log, derived from the vault key."""
+    return aead.hkdf(vault_key, b"memsync/v1/oplog")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Stale(MemsyncError):
+    """A memory a write was decided on changed before the write could be made (another
+    process wrote first); nothing was written."""
+
+
+Guard = Callable[[apsw.Connection], None]
+
+
+def expecting(statuses: Mapping[str, Status]) -> Guard:
+    """A `Core.commit` guard: each memory named still has the status it was read with."""
+
+    def guard(conn: apsw.Connection) -> None:
+        ids = list(statuses)
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        now = {
+            str(r[0]): str(r[1])
+            for r in conn.execute(f"SELECT id, status FROM memories WHERE id IN ({marks})", ids)
+        }
+        changed = [i for i in ids if now.get(i) != statuses[i].value]
+        if changed:
+            raise Stale(f"memory {changed[0]} changed while this write was being prepared")
+
+    return guard
+
+
+class Core:
+    """An unlocked vault's working parts. Built by `memsync.lifecycle`; used through
+    `Vault` (and `AppSession`), which most code should call instead."""
+
+    def __init__(
+        self,
+        paths: VaultPaths,
+        database: Database,
+        header: Header,
+        keys: DeviceKeys,
+        vault_key: bytes,
+        embedder: Embedder,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.paths = paths
+        self.db = database
+        self.header = header
+        self.device = keys
+        self.log_key = log_key(vault_key)
+        self.embedder = embedder
+        self.clock = clock
+        self.log = oplog.OpLog(lambda: database.conn, header.vault_id, keys)
+        self.vectors = VectorIndex(embedder.dim)
+
+    @property
+    def conn(self) -> apsw.Connection:
+        """This thread's connection to the database."""
+        return self.db.conn
+
+    def commit(
+        self,
+        ops: Sequence[dict[str, Any]],
+        progress: Progress | None = None,
+        vectors: Mapping[str, Vector] | None = None,
+        *,
+        guard: Guard | None = None,
+    ) -> state.IndexChange:
+        """Log and apply `ops` in one write transaction and store the vectors of what
+        they index. `vectors` holds embeddings already computed for some texts
+        (reconciliation embeds candidates before they become memories);
+        `progress(done, total)` counts the texts embedded.
+
+        `guard(conn)` runs first inside the transaction, where nothing can change under
+        it: it checks that what the operations were decided on is still so (`expecting`)
+        and raises, `Stale` or its own error, if not; then nothing is written.
+        """
+        known = embed_texts(self.embedder, texts_to_embed(ops), vectors, progress)
+        added: list[int] = []
+        removed: list[int] = []
+        updated: list[int] = []
+        with self.db.write() as conn:
+            if guard is not None:
+                guard(conn)
+            for op in ops:
+                self.log.append(op, self.log_key, self.header.epoch)
+                change = state.apply(conn, op)
+                added += change.added
+                removed += change.removed
+                updated += change.updated
+            embed_items(conn, self.embedder, added, known)
+            conn.execute(
+                "DELETE FROM item_changes WHERE seq <= (SELECT max(seq) FROM item_changes) - ?",
+                (_CHANGES_KEPT,),
+            )
+        return state.IndexChange(tuple(added), tuple(removed), tuple(updated))
+
+    def vector_index(self) -> VectorIndex:
+        """The in-memory vectors, brought up to date with every process's writes."""
+        index = self.vectors
+        index.sync(self.conn)
+        return index
+
+    def memories_version(self) -> int:
+        """A number that moves whenever any process changes a memory or the bio."""
+        row = self.conn.execute("SELECT value FROM counters WHERE name='memories'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Re-embed every indexed item with this core's embedder (after a model change)."""
+        rowids = [int(r[0]) for r in self.conn.execute("SELECT rowid FROM items")]
+        texts = [text for _, text in embeddable(self.conn, rowids)]
+        known = embed_texts(self.embedder, texts, None, progress)
+        with self.db.write() as conn:
+            embed_items(conn, self.embedder, rowids, known)
+            db.write_meta(conn, "embedder", self.embedder.name)
+        self.vectors = VectorIndex(self.embedder.dim)
+        return len(rowids)
+
+    def check(self, progress: Progress | None = None) -> CheckReport:
+        """Verify every feed and rebuild the state from the log (`log.verify.check`), all
+        in one read transaction so concurrent writers cannot skew the comparison."""
+        with self.db.snapshot() as conn:
+            return verify.check(conn, self.log, self.log_key, self.header.vault_id, progress)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,126 @@
+"""Verifying a vault: every feed's signatures and hash chains, the devices the log proves
+belong to the vault (endorsed by the recovery key), and a rebuild of the state from the
+log alone, compared by digest with the live state. `Vault.check` calls `check`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import apsw
+
+from memsync.crypto.device import verify
+from memsync.errors import CryptoError, IntegrityError, MemsyncError
+from memsync.log import oplog
+from memsync.model import CheckReport, LogProblem
+from memsync.store import db, state
+
+Progress = Callable[[int, int], None]
+
+__all__ = ["check", "endorsement", "trusted_devices", "verify_endorsement"]
+
+
+def endorsement(vault_id: str, op: dict[str, Any]) -> bytes:
+    """What the recovery key signs to endorse the device an `add_device` op declares."""
+    return b"|".join(
+        [
+            b"memsync/v1/endorse",
+            vault_id.encode(),
+            op["device_id"].encode(),
+            op["wrap_pub"].encode(),
+            op["sign_pub"].encode(),
+        ]
+    )
+
+
+def verify_endorsement(public: bytes, op: dict[str, Any], vault_id: str) -> bool:
+    sig = op.get("endorsement")
+    return isinstance(sig, str) and verify(public, base64.b64decode(sig), endorsement(vault_id, op))
+
+
+def check(
+    conn: apsw.Connection,
+    log: oplog.OpLog,
+    log_key: bytes,
+    vault_id: str,
+    progress: Progress | None = None,
+) -> CheckReport:
+    """Verify every feed of `log` and rebuild the state from it; see `Vault.check`."""
+    problems: list[LogProblem] = []
+    try:
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+    except apsw.Error as exc:
+        return CheckReport(0, 0, (LogProblem("database", f"unreadable: {exc}"),))
+    if integrity != [("ok",)]:
+        problems.append(LogProblem("database", "; ".join(str(r[0]) for r in integrity[:3])))
+    try:
+        entries = log.entries()
+        stored = {
+            (str(r[0]), int(r[1])): bytes(r[2])
+            for r in conn.execute("SELECT device_id, seq, hash FROM oplog")
+        }
+    except (IntegrityError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        problems.append(LogProblem("log", f"unreadable: {exc}"))
+        return CheckReport(0, 0, tuple(problems), state.digest(conn), "")
+    # One slot per entry (None where it does not decrypt), so ops stay beside entries.
+    decrypted: list[dict[str, Any] | None] = []
+    for e in entries:
+        if stored.get((e.device_id, e.seq)) != e.hash(vault_id):
+            problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", "hash mismatch"))
+        try:
+            decrypted.append(log.decrypt(e, log_key))
+        except CryptoError as exc:
+            decrypted.append(None)
+            problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", str(exc)))
+    ops = [op for op in decrypted if op is not None]
+    sign_keys, device_problems = trusted_devices(entries, decrypted, vault_id)
+    problems += device_problems
+    problems += oplog.verify_feeds(entries, vault_id, sign_keys)
+    rebuilt = db.open_memory()
+    try:
+        for i, op in enumerate(ops):
+            state.apply(rebuilt, op)
+            if progress:
+                progress(i + 1, len(ops))
+        rebuilt_digest = state.digest(rebuilt)
+    except (MemsyncError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems.append(LogProblem("rebuild", f"replay failed: {exc!r}"))
+        rebuilt_digest = ""
+    finally:
+        rebuilt.close()
+    live = state.digest(conn)
+    if rebuilt_digest and rebuilt_digest != live:
+        problems.append(LogProblem("rebuild", "state rebuilt from the log differs"))
+    return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
+
+
+def trusted_devices(
+    entries: list[oplog.Entry], ops: list[dict[str, Any] | None], vault_id: str
+) -> tuple[dict[str, bytes], list[LogProblem]]:
+    """Signing keys of the devices the log proves belong to this vault.
+
+    The genesis device declares the recovery key; any later device must carry an
+    endorsement by it. A device's declaration must be the first entry of its feed.
+    `ops[i]` is the decrypted operation of `entries[i]`, or None if it did not decrypt.
+    """
+    keys: dict[str, bytes] = {}
+    problems: list[LogProblem] = []
+    recovery_pub: bytes | None = None
+    for e, op in zip(entries, ops, strict=True):
+        if op is None or op.get("op") != "add_device":
+            continue
+        where = f"feed {e.device_id} entry {e.seq}"
+        try:
+            if op["device_id"] != e.device_id or e.seq != 1:
+                problems.append(LogProblem(where, "device declared outside its own feed"))
+                continue
+            if recovery_pub is None and "recovery_sign_pub" in op and not keys:
+                recovery_pub = base64.b64decode(op["recovery_sign_pub"], validate=True)
+            elif recovery_pub is None or not verify_endorsement(recovery_pub, op, vault_id):
+                problems.append(LogProblem(where, "device not endorsed by the recovery key"))
+                continue
+            keys[e.device_id] = base64.b64decode(op["sign_pub"], validate=True)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            problems.append(LogProblem(where, "malformed device declaration"))
+    return keys, problems
