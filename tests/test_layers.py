@@ -132,9 +132,7 @@ def test_no_import_circles() -> None:
 
 def test_nothing_below_the_facade_imports_it() -> None:
     importers = sorted(
-        m
-        for m, deps in _graph().items()
-        if "memsync.vault" in deps and _top(m) not in ADAPTERS
+        m for m, deps in _graph().items() if "memsync.vault" in deps and _top(m) not in ADAPTERS
     )
     assert importers == []
 

