@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+import apsw
 import click
 
 from memsync import __version__
 from memsync.errors import MemsyncError
+from memsync.store.connections import as_memsync_error
 
 INTERRUPTED_EXIT = 130
 
@@ -35,6 +37,11 @@ class MemsyncGroup(click.Group):
             return super().invoke(ctx)
         except MemsyncError as exc:
             fail(str(exc), exc.exit_code)
+        except apsw.Error as exc:
+            known = as_memsync_error(exc)
+            if known is None:
+                raise
+            fail(str(known), known.exit_code)
         except KeyboardInterrupt:
             click.echo("\nmemsync: interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT) from None

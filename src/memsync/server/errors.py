@@ -20,8 +20,10 @@ from memsync.errors import (
     MemsyncError,
     NotFound,
     RateLimited,
+    StorageError,
     Unauthenticated,
     UsageError,
+    VaultBusy,
 )
 
 __all__ = ["ApiError", "api_error", "error_body", "error_response", "refusal"]
@@ -74,5 +76,10 @@ def api_error(exc: MemsyncError) -> ApiError:
         return ApiError(502, "llm_unavailable", message)
     if isinstance(exc, EmbedderError):
         return ApiError(503, "embedder_unavailable", message)
+    if isinstance(exc, VaultBusy):
+        retry = str(max(1, round(exc.retry_after + 0.5)))
+        return ApiError(503, "vault_busy", message, (("Retry-After", retry),))
+    if isinstance(exc, StorageError):
+        return ApiError(503, "storage_error", message, (("Retry-After", "30"),))
     # A damaged vault or a bug: say so without details a client has no use for.
     return ApiError(500, "internal_error", "the vault could not serve this request")

@@ -3,9 +3,11 @@ under `/v1`, MCP over streamable HTTP at `/mcp`; one vault behind all three."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import apsw
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,9 +19,12 @@ from memsync.errors import MemsyncError
 from memsync.server import mcp, proxy, rest
 from memsync.server.errors import error_response, refusal
 from memsync.server.gate import Gate
+from memsync.store.connections import as_memsync_error
 from memsync.vault import Vault
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "invalid_request",
@@ -38,6 +43,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MemsyncError)
     async def _memsync(_: Request, exc: MemsyncError) -> JSONResponse:
         return refusal(exc)
+
+    @app.exception_handler(apsw.Error)
+    async def _database(_: Request, exc: apsw.Error) -> JSONResponse:
+        # A lock held too long by another process, or a disk that refused a write: the
+        # client may retry. Anything else is damage or a bug, and says no more than that.
+        known = as_memsync_error(exc)
+        if known is None:
+            log.error("database error: %s: %s", type(exc).__name__, exc)
+            return error_response(500, "internal_error", "the vault could not serve this request")
+        return refusal(known)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

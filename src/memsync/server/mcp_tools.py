@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import apsw
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
@@ -38,6 +39,7 @@ from memsync.server.mcp_models import (
     TurnOut,
     profile_out,
 )
+from memsync.store.connections import as_memsync_error
 
 __all__ = ["TOOLS", "ToolSpec", "current", "current_session", "tool_errors"]
 
@@ -65,6 +67,11 @@ def tool_errors() -> Iterator[None]:
         if error.status >= 500:
             log.error("tool failed: %s: %s", type(exc).__name__, exc)
         raise ToolError(error.message) from exc
+    except apsw.Error as exc:
+        known = as_memsync_error(exc)
+        if known is None:
+            raise
+        raise ToolError(api_error(known).message) from exc
 
 
 def _utc(dt: datetime | None) -> datetime | None:

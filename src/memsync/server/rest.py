@@ -63,17 +63,22 @@ _ERRORS = {
     "(invalid_request).",
     429: "Over the app's rate limit; `Retry-After` says when to try again.",
     502: "A configured language model (extractor or summarizer) failed.",
-    503: "The embedding model could not run.",
+    503: "The embedding model could not run (embedder_unavailable); or the vault stayed "
+    "busy with another process's writes (vault_busy) or its disk refused a write "
+    "(storage_error), in which case nothing was written and `Retry-After` says when to "
+    "try again.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 
 
 def _errors(*codes: int) -> Responses:
-    """The documented error responses: 401 and 429 for every route, and `codes`."""
+    """The documented error responses: 401, 429 and 503 for every route (each records
+    what it hands out, so each writes), and `codes`."""
     out: Responses = {}
-    for code in sorted({401, 429, *codes}):
+    for code in sorted({401, 429, 503, *codes}):
         out[code] = {"model": ErrorResponse, "description": _ERRORS[code]}
     out[429]["headers"] = _RETRY_AFTER
+    out[503]["headers"] = _RETRY_AFTER
     return out
 
 

@@ -22,9 +22,9 @@ from contextlib import contextmanager, suppress
 
 import apsw
 
-from memsync.errors import StorageError, UsageError, VaultBusy
+from memsync.errors import MemsyncError, StorageError, UsageError, VaultBusy
 
-__all__ = ["DEFAULT_WAIT", "Database", "storage_error", "wait_from_env"]
+__all__ = ["DEFAULT_WAIT", "Database", "as_memsync_error", "storage_error", "wait_from_env"]
 
 # Seconds a writer waits for another to finish. An import of a large export holds the
 # lock for one source at a time, so a few seconds cover it; `MEMSYNC_WRITE_WAIT`
@@ -55,6 +55,14 @@ def _busy(waited: float) -> VaultBusy:
         "nothing was written, try again",
         retry_after=1.0,
     )
+
+
+def as_memsync_error(exc: apsw.Error) -> MemsyncError | None:
+    """What a database error that escaped a write (or a read that waited too long for a
+    lock another process held) means to the person; None for damage or a bug."""
+    if isinstance(exc, apsw.BusyError):
+        return _busy(wait_from_env())
+    return storage_error(exc)
 
 
 def storage_error(exc: apsw.Error) -> StorageError | None:
