@@ -1,44 +1,25 @@
 """Changing memories directly: add, edit (a new version supersedes the old), forget, bulk
 records and the bio. Each is one `Core.commit`; `Vault` and `AppSession` both call these.
 
-An edit or a forget is decided on the memory as read; the write checks, under the write
-lock, that no other process changed it in between, and reads it again if one did.
+An edit or a forget reads the memory inside the write transaction it then writes in, so
+no other process can change the memory between the two: two edits of one memory become
+two versions in a row, never two successors of one version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
-
-import apsw
 
 from memsync import codec
-from memsync.core import Core, Stale, expecting
-from memsync.errors import UsageError, VaultBusy
+from memsync.core import Core
+from memsync.errors import UsageError
+from memsync.index.vectors import embed_texts, texts_to_embed
 from memsync.model import Category, Kind, Memory, Provenance, Source, Status
 from memsync.profile.cache import BIO_CHARS
 from memsync.store import records, state
 
 __all__ = ["add", "edit", "forget", "import_records", "set_bio"]
-
-ATTEMPTS = 3
-_T = TypeVar("_T")
-
-
-def _retrying(attempt: Callable[[], _T]) -> _T:
-    """`attempt()` again while other processes keep changing what it was decided on."""
-    for _ in range(ATTEMPTS - 1):
-        try:
-            return attempt()
-        except Stale:
-            continue
-    try:
-        return attempt()
-    except Stale:
-        raise VaultBusy(
-            "the memory kept changing (other processes are editing it); nothing was written"
-        ) from None
 
 
 def add(
@@ -83,8 +64,8 @@ def edit(
 ) -> Memory:
     """Supersede the memory `memory_id` (a full id) with an edited copy; see `Vault.edit`."""
 
-    def attempt() -> Memory:
-        old = state.get_memory(core.conn, memory_id)
+    with core.db.write() as conn:
+        old = state.get_memory(conn, memory_id)
         new = records.edited(
             old,
             text=text,
@@ -94,30 +75,25 @@ def edit(
             valid_until=valid_until,
             clock=core.clock,
         )
-        op = {"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)}
-        core.commit([op], guard=expecting({old.id: old.status}))
-        return state.get_memory(core.conn, new.id)
-
-    return _retrying(attempt)
+        core.commit([{"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)}])
+    return state.get_memory(core.conn, new.id)
 
 
 def forget(core: Core, memory_id: str) -> None:
     """Tombstone the memory `memory_id` (a full id) and every version in its history;
     see `Vault.forget`."""
-
-    def attempt() -> None:
-        old = state.get_memory(core.conn, memory_id)
+    with core.db.write() as conn:
+        old = state.get_memory(conn, memory_id)
         if old.status is Status.FORGOTTEN:
             raise UsageError(f"memory {old.id} is already forgotten")
-        history = records.chain(core.conn, old)
         at = codec.to_ms(core.clock())
-        living = [m for m in history if m.status is not Status.FORGOTTEN]
         core.commit(
-            [{"op": "forget_memory", "id": m.id, "at": at} for m in living],
-            guard=expecting({m.id: m.status for m in living}),
+            [
+                {"op": "forget_memory", "id": m.id, "at": at}
+                for m in records.chain(conn, old)
+                if m.status is not Status.FORGOTTEN
+            ]
         )
-
-    _retrying(attempt)
 
 
 def import_records(
@@ -128,22 +104,14 @@ def import_records(
 ) -> tuple[int, int]:
     """Add the records whose ids are new here, in one transaction; returns (sources,
     memories) added. See `Vault.import_records`."""
-    ops, n_sources = records.new_record_ops(core.conn, memories, sources)
-    if not ops:
-        return 0, 0
-
-    def none_added(conn: apsw.Connection) -> None:
-        # Another process importing the same file meanwhile: decide again on what is new.
-        again, _ = records.new_record_ops(core.conn, memories, sources)
-        if len(again) != len(ops):
-            raise Stale("records were added while this import was being prepared")
-
-    try:
-        core.commit(ops, progress, guard=none_added)
-    except Stale:
-        ops, n_sources = records.new_record_ops(core.conn, memories, sources)
+    # Embedding a large import takes minutes: it is done before the write lock is taken,
+    # for every record that is new now; what is new is decided again under the lock.
+    ops, _ = records.new_record_ops(core.conn, memories, sources)
+    known = embed_texts(core.embedder, texts_to_embed(ops), None, progress)
+    with core.db.write() as conn:
+        ops, n_sources = records.new_record_ops(conn, memories, sources)
         if ops:
-            core.commit(ops, progress)
+            core.commit(ops, vectors=known)
     return n_sources, len(ops) - n_sources
 
 

@@ -14,8 +14,7 @@ import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
-import apsw
+from typing import Any
 
 from memsync import config, edits
 from memsync.capture import flow
@@ -66,28 +65,21 @@ def add_app(core: Core, name: str, scope: Scope, rate: int) -> tuple[App, str]:
     name = apps_.check_name(name)
     if rate < 0:
         raise UsageError("a rate limit is a number of requests per minute, 0 for none")
-
-    def free(conn: apsw.Connection) -> None:
-        found = [a for a in apps_.all_apps(conn) if a.name == name and a.active]
-        if found:
+    with core.db.write() as conn:
+        if any(a.name == name and a.active for a in apps_.all_apps(conn)):
             raise UsageError(f"an app named {name!r} exists; revoke it first to re-issue")
-
-    free(core.conn)
-    token = apps_.new_token()
-    core.commit([apps_.add_op(name, token, scope, rate, core.clock())], guard=free)
+        token = apps_.new_token()
+        core.commit([apps_.add_op(name, token, scope, rate, core.clock())])
     return apps_.get_app(core.conn, name), token
 
 
 def revoke_app(core: Core, name: str) -> App:
     """Stop an app from connecting; see `Vault.revoke_app`."""
-    app = apps_.get_app(core.conn, apps_.check_name(name))
-
-    def active(conn: apsw.Connection) -> None:
-        if not apps_.get_app(conn, app.name).active:
+    with core.db.write() as conn:
+        app = apps_.get_app(conn, apps_.check_name(name))
+        if not app.active:
             raise UsageError(f"app {app.name!r} is already revoked")
-
-    active(core.conn)
-    core.commit([apps_.revoke_op(app.name, core.clock())], guard=active)
+        core.commit([apps_.revoke_op(app.name, core.clock())])
     return apps_.get_app(core.conn, app.name)
 
 
@@ -166,6 +158,25 @@ class AppSession:
         hits = _Searcher(self.core, scope).search(query, k=k, filters=filters, now=now)
         self._record("search", query, [Disclosed.of(h.memory, h.turn) for h in hits])
         return hits
+
+    def search_with_bio(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters = SearchFilters(),
+        now: datetime | None = None,
+    ) -> tuple[builtins.list[SearchHit], str | None]:
+        """`search` and `bio` at once, as a search answer carries both: the two
+        disclosures are recorded in one write."""
+        scope = self.app.scope
+        hits = _Searcher(self.core, scope).search(query, k=k, filters=filters, now=now)
+        profile = self._view(scope, whole=False)
+        ops = self._disclosure("search", query, [Disclosed.of(h.memory, h.turn) for h in hits])
+        ops += self._disclosure("bio", None, [Disclosed(m) for m in profile.bio_memory_ids])
+        if ops:
+            self.core.record(ops)
+        return hits, profile.bio or None
 
     def context(
         self,
@@ -386,7 +397,12 @@ class AppSession:
         page = self._page(filters, limit=None, offset=0, scope=scope)
         return list(page.items)
 
+    def _disclosure(
+        self, action: str, query: str | None, items: Sequence[Disclosed]
+    ) -> builtins.list[dict[str, Any]]:
+        return [ledger.op(self.name, action, query, items, self.core.clock())] if items else []
+
     def _record(self, action: str, query: str | None, items: Sequence[Disclosed]) -> None:
-        if items:
-            op = ledger.op(self.name, action, query, items, self.core.clock())
-            self.core.commit([op])
+        ops = self._disclosure(action, query, items)
+        if ops:
+            self.core.record(ops)

@@ -13,7 +13,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -153,49 +153,63 @@ class OpLog:
     def conn(self) -> apsw.Connection:
         return self._connect()
 
-    def _head(self, device_id: str) -> tuple[int, bytes]:
+    def _head(self, device_id: str) -> tuple[int, bytes, int]:
+        """(seq, hash, clock) of the last entry of a feed; zeros for an empty one."""
         row = self.conn.execute(
-            "SELECT seq, hash FROM oplog WHERE device_id=? ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash, hlc FROM oplog WHERE device_id=? ORDER BY seq DESC LIMIT 1",
             (device_id,),
         ).fetchone()
-        return (0, ZERO_HASH) if row is None else (int(row[0]), bytes(row[1]))
+        return (0, ZERO_HASH, 0) if row is None else (int(row[0]), bytes(row[1]), int(row[2]))
 
     def heads(self) -> dict[str, tuple[int, bytes]]:
+        return {d: (s, h) for d, (s, h, _) in self._heads().items()}
+
+    def _heads(self) -> dict[str, tuple[int, bytes, int]]:
         # Every feed starts with its device's registration, so the devices table names
         # all feeds; one index seek per device keeps appends O(devices), not O(log).
         rows = self.conn.execute("SELECT device_id FROM devices").fetchall()
         heads = {str(d): self._head(str(d)) for (d,) in rows}
+        own = self.keys.device_id
+        if own not in heads:
+            # Before its declaration is applied, a new device is not in `devices` yet.
+            heads[own] = self._head(own)
         return {d: h for d, h in heads.items() if h[0] > 0}
 
     def append(self, op: dict[str, Any], key: bytes, epoch: int) -> Entry:
-        """Encrypt, sign and store `op` as the next entry of this device's feed.
+        """Encrypt, sign and store `op` as the next entry of this device's feed; see
+        `append_all`."""
+        return self.append_all([op], key, epoch)[0]
 
-        Must run inside the caller's write transaction so the entry and its effect on the
-        materialised state commit together.
+    def append_all(self, ops: Sequence[dict[str, Any]], key: bytes, epoch: int) -> list[Entry]:
+        """Encrypt, sign and store `ops` as the next entries of this device's feed.
+
+        Must run inside the caller's write transaction so the entries and their effect
+        on the materialised state commit together: the feed's head read here cannot
+        move before they do.
         """
         device = self.keys.device_id
-        heads = self.heads()
-        if device not in heads:
-            # Before its declaration is applied, a new device is not in `devices` yet.
-            own = self._head(device)
-            if own[0]:
-                heads[device] = own
-        seq, prev = heads.pop(device, (0, ZERO_HASH))
-        seq += 1
-        # Another process on this device may have written since this one last did: its
-        # clock must not run behind any entry already in the log.
-        latest = self.conn.execute("SELECT max(hlc) FROM oplog").fetchone()[0]
-        self.clock.observe(int(latest or 0))
-        others = tuple(sorted((d, s, h.hex()) for d, (s, h) in heads.items()))
-        plaintext = aead.pad(encode_op(op))
-        ciphertext = aead.seal(key, plaintext, entry_ad(self.vault_id, device, seq, epoch))
-        unsigned = Entry(device, seq, prev, self.clock.now(), epoch, others, ciphertext, b"")
-        entry = replace(unsigned, signature=sign(self.keys, unsigned.body(self.vault_id)))
-        self.store(entry)
-        return entry
+        heads = self._heads()
+        # Another process on this device may have written since this one last did: the
+        # clock must not run behind any entry in the log (each feed's head holds the
+        # largest clock of its feed).
+        self.clock.observe(max((h for _, _, h in heads.values()), default=0))
+        seq, prev, _ = heads.pop(device, (0, ZERO_HASH, 0))
+        others = tuple(sorted((d, s, h.hex()) for d, (s, h, _) in heads.items()))
+        entries = []
+        for op in ops:
+            seq += 1
+            plaintext = aead.pad(encode_op(op))
+            ciphertext = aead.seal(key, plaintext, entry_ad(self.vault_id, device, seq, epoch))
+            unsigned = Entry(device, seq, prev, self.clock.now(), epoch, others, ciphertext, b"")
+            entry = replace(unsigned, signature=sign(self.keys, unsigned.body(self.vault_id)))
+            prev = self.store(entry)
+            entries.append(entry)
+        return entries
 
-    def store(self, entry: Entry) -> None:
+    def store(self, entry: Entry) -> bytes:
+        """Insert `entry` as it is (signed already); returns its hash."""
         heads = _heads_json(entry.heads)
+        digest = entry.hash(self.vault_id)
         self.conn.execute(
             f"INSERT INTO oplog({_COLUMNS}, hash) VALUES(?,?,?,?,?,?,?,?,?)",
             (
@@ -207,9 +221,10 @@ class OpLog:
                 heads,
                 entry.ciphertext,
                 entry.signature,
-                entry.hash(self.vault_id),
+                digest,
             ),
         )
+        return digest
 
     def entries(self) -> list[Entry]:
         """Every entry of every feed, in replay order (hybrid clock, then device, then seq)."""

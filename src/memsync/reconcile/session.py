@@ -9,6 +9,8 @@ if another process changed one meanwhile, decides again on what is there now.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +26,7 @@ from memsync.errors import VaultBusy
 from memsync.extract.base import Candidate
 from memsync.ids import new_id
 from memsync.index.filters import resolve_filters
+from memsync.index.vectors import embed_texts, texts_to_embed
 from memsync.model import (
     Kind,
     Memory,
@@ -193,7 +196,22 @@ class _Session:
         return Outcome(Decision.ADD, new.id, new.text, None, plan.reason)
 
 
-ATTEMPTS = 3  # decisions made again when other processes keep changing their targets
+ATTEMPTS = 5  # decisions made again when other processes keep changing their targets
+
+
+def _decided(
+    core: Core,
+    source: Source | None,
+    candidates: Sequence[tuple[Candidate, tuple[str, ...]]],
+    vecs: npt.NDArray[np.float32],
+    judge: Judge | None,
+) -> _Session:
+    session = _Session(core, None if source is None else source.id, judge, core.clock())
+    for (c, tags), vec in zip(candidates, vecs, strict=True):
+        session.add(c, vec, tags)
+    if source is not None:
+        session.ops.insert(0, {"op": "add_source", "source": codec.source_to_json(source)})
+    return session
 
 
 def store(
@@ -207,21 +225,39 @@ def store(
 ) -> list[Outcome]:
     """Store `source` (if any) and reconcile `candidates` (with their tags) in one
     transaction; returns one outcome per candidate. `guard` is checked in that
-    transaction too (see `Core.commit`)."""
+    transaction too (see `Core.commit`).
+
+    Everything slow is done first, with no lock held: embedding the candidates and the
+    source's turns. With the offline rules alone, the decisions are then made inside
+    the write transaction (they take a millisecond or two and call nothing outside this
+    process), so no other writer can change what they were made on. A judge may be a
+    model across the network, so with one the decisions are made outside, and the write
+    checks that their targets are unchanged, deciding again if another process won.
+    """
+    texts = [c.text for c, _ in candidates]
+    turns = (
+        []
+        if source is None
+        else texts_to_embed([{"op": "add_source", "source": codec.source_to_json(source)}])
+    )
+    # One embedding call for the candidates and the turns: a model run has a fixed cost.
+    known = embed_texts(core.embedder, [*texts, *turns], None, progress)
     vecs = (
-        core.embedder.embed([c.text for c, _ in candidates]).astype(np.float32)
-        if candidates
+        np.stack([known[t] for t in texts])
+        if texts
         else np.zeros((0, core.embedder.dim), dtype=np.float32)
     )
+    if judge is None:
+        with core.db.write() as conn:
+            if guard is not None:
+                guard(conn)
+            session = _decided(core, source, candidates, vecs, None)
+            if session.ops:
+                core.commit(session.ops, vectors=known | session.vectors)
+        return session.outcomes
     for attempt in range(1, ATTEMPTS + 1):
-        now = core.clock()
-        session = _Session(core, None if source is None else source.id, judge, now)
-        for (c, tags), vec in zip(candidates, vecs, strict=True):
-            session.add(c, vec, tags)
-        ops = list(session.ops)
-        if source is not None:
-            ops.insert(0, {"op": "add_source", "source": codec.source_to_json(source)})
-        if not ops:
+        session = _decided(core, source, candidates, vecs, judge)
+        if not session.ops:
             return session.outcomes
         still = expecting(session.expect)
 
@@ -231,13 +267,14 @@ def store(
                 guard(conn)
 
         try:
-            core.commit(ops, progress, vectors=session.vectors, guard=checks)
+            core.commit(session.ops, vectors=known | session.vectors, guard=checks)
         except Stale:
             if attempt == ATTEMPTS:
                 raise VaultBusy(
                     "the vault kept changing while this was being stored (other processes "
                     "are writing the same memories); nothing was written, try again"
                 ) from None
+            time.sleep(random.uniform(0, 0.05 * attempt))
             continue
         return session.outcomes
     raise AssertionError("unreachable")

@@ -12,8 +12,11 @@ lock, which would otherwise block the event loop.
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from functools import partial
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -54,6 +57,7 @@ _api_key = APIKeyHeader(
 
 
 Responses = dict[int | str, dict[str, Any]]
+_T = TypeVar("_T")
 _ERRORS = {
     401: "No token, an unknown one, or a revoked app.",
     403: "The app's scope does not allow this write; nothing was written.",
@@ -101,6 +105,7 @@ def router(gate: Gate) -> APIRouter:
         return gate.session(authorization, api_key)
 
     Session = Annotated[AppSession, Depends(session)]
+    ingests = _Ingests()
     api = APIRouter(generate_unique_id_function=_route_id)
 
     @api.get("/health", response_model=Health, tags=["health"], summary="Is the server up")
@@ -116,12 +121,14 @@ def router(gate: Gate) -> APIRouter:
         tags=["memories"],
         summary="Remember a conversation",
     )
-    def add_memories(body: AddMemories, app: Session) -> AddMemoriesResult:
+    async def add_memories(body: AddMemories, app: Session) -> AddMemoriesResult:
         """Store the conversation and extract memories from what the user said, keeping
         to the categories the app may write. `thread_id` identifies a conversation that
         grows between posts; `metadata.timestamp` is when it took place."""
         stamp = body.metadata.timestamp if body.metadata else None
-        made = _ingest(app, body.messages, created_at=stamp, external_id=body.thread_id)
+        made = await ingests.run(
+            partial(_ingest, app, body.messages, created_at=stamp, external_id=body.thread_id)
+        )
         return AddMemoriesResult(
             memories_created=_created(made),
             categories_detected=_categories(made),
@@ -149,8 +156,10 @@ def router(gate: Gate) -> APIRouter:
             until=body.until,
             include_turns=body.include_turns,
         )
-        hits = app.search(body.query, k=body.limit, filters=filters)
-        bio = app.bio() if body.include_bio else None
+        if body.include_bio:
+            hits, bio = app.search_with_bio(body.query, k=body.limit, filters=filters)
+        else:
+            hits, bio = app.search(body.query, k=body.limit, filters=filters), None
         return SearchResult(
             user_bio=bio,
             memories=[ScoredMemory.scored(h.memory, h.score) for h in hits if h.memory],
@@ -273,17 +282,20 @@ def router(gate: Gate) -> APIRouter:
         tags=["conversations"],
         summary="Store a conversation",
     )
-    def add_conversation(body: NewConversation, app: Session) -> ConversationResult:
+    async def add_conversation(body: NewConversation, app: Session) -> ConversationResult:
         """Store a conversation (every message becomes searchable by apps allowed to read
         conversations) and, unless `extract` is false, read it for memories. The same
         messages posted again are recognised and not stored twice."""
-        made = _ingest(
-            app,
-            body.messages,
-            title=body.title,
-            created_at=body.created_at,
-            external_id=body.external_id,
-            extract=body.extract,
+        made = await ingests.run(
+            partial(
+                _ingest,
+                app,
+                body.messages,
+                title=body.title,
+                created_at=body.created_at,
+                external_id=body.external_id,
+                extract=body.extract,
+            )
         )
         return ConversationResult(
             source_id=made.result.source.id,
@@ -328,6 +340,23 @@ def _refusal(allow: str) -> Callable[[], NoReturn]:
         raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED, headers={"Allow": allow})
 
     return refuse
+
+
+class _Ingests:
+    """Where conversations are stored: a thread of their own, one at a time.
+
+    Storing a conversation (extraction, reconciliation, embedding its turns) can take far
+    longer than a search, so ingests queue here rather than take the threads searches
+    need: a burst of long conversations leaves searches as fast as before.
+    """
+
+    def __init__(self) -> None:
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
 
 def _ingest(

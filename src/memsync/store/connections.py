@@ -155,8 +155,11 @@ class Database:
         if not self.lock.acquire(timeout=self.wait if self.wait > 0 else -1):
             raise _busy(self.wait)
         try:
-            left = max(0.0, self.wait - (time.monotonic() - started))
-            conn.execute(f"PRAGMA busy_timeout={int(left * 1000)}")
+            waited = time.monotonic() - started
+            # The bound is for the whole wait: what this thread spent queueing behind
+            # the others counts against what SQLite may wait for another process.
+            if waited > 0.001:
+                conn.execute(f"PRAGMA busy_timeout={int(max(0.0, self.wait - waited) * 1000)}")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except apsw.BusyError:
@@ -164,7 +167,8 @@ class Database:
             except apsw.Error as exc:
                 raise storage_error(exc) or exc from None
             finally:
-                conn.execute(f"PRAGMA busy_timeout={self._busy_ms()}")
+                if waited > 0.001:
+                    conn.execute(f"PRAGMA busy_timeout={self._busy_ms()}")
             self._local.depth = 1
             try:
                 yield conn
