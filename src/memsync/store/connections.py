@@ -22,7 +22,8 @@ from contextlib import contextmanager, suppress
 
 import apsw
 
-from memsync.errors import MemsyncError, StorageError, UsageError, VaultBusy
+from memsync.errors import MemsyncError, UsageError, VaultBusy
+from memsync.store.db import storage_error
 
 __all__ = ["DEFAULT_WAIT", "Database", "as_memsync_error", "storage_error", "wait_from_env"]
 
@@ -63,17 +64,6 @@ def as_memsync_error(exc: apsw.Error) -> MemsyncError | None:
     if isinstance(exc, apsw.BusyError):
         return _busy(wait_from_env())
     return storage_error(exc)
-
-
-def storage_error(exc: apsw.Error) -> StorageError | None:
-    """What a failed write means to the person, or None for an error of another kind."""
-    if isinstance(exc, apsw.FullError):
-        return StorageError("the disk is full: nothing was written; free some space and retry")
-    if isinstance(exc, apsw.ReadOnlyError):
-        return StorageError("the vault's folder or files are read-only: nothing was written")
-    if isinstance(exc, apsw.IOError | apsw.CantOpenError):
-        return StorageError(f"the vault could not be written ({exc}): nothing was written")
-    return None
 
 
 class Database:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import apsw
 
-from memsync.errors import CorruptVault
+from memsync.errors import CorruptVault, StorageError
 
 SCHEMA_VERSION = 4
 
@@ -200,6 +200,7 @@ _MIGRATIONS = {
 }
 
 
+_STORAGE = (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CantOpenError)
 # How long a connection waits for a lock another connection holds before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -302,10 +303,27 @@ def open_encrypted(
             if version != str(SCHEMA_VERSION):
                 raise CorruptVault(f"unsupported vault schema version: {version!r}")
     except apsw.Error as exc:
+        if isinstance(exc, _STORAGE):
+            # The file may be fine: its folder is read-only, the disk full, or it failed.
+            raise StorageError(
+                f"cannot open the vault database for writing ({exc}): check that its "
+                "folder is writable and the disk has room; nothing was changed"
+            ) from None
         raise CorruptVault(
             f"cannot read the vault database ({type(exc).__name__}): damaged or not this vault's"
         ) from None
     return conn
+
+
+def storage_error(exc: apsw.Error) -> StorageError | None:
+    """What a failed write means to the person, or None for an error of another kind."""
+    if isinstance(exc, apsw.FullError):
+        return StorageError("the disk is full: nothing was written; free some space and retry")
+    if isinstance(exc, apsw.ReadOnlyError):
+        return StorageError("the vault's folder or files are read-only: nothing was written")
+    if isinstance(exc, apsw.IOError | apsw.CantOpenError):
+        return StorageError(f"the vault could not be written ({exc}): nothing was written")
+    return None
 
 
 def open_memory() -> apsw.Connection:
