@@ -34,6 +34,8 @@ from common import log, run_header
 from memsync import SearchFilters, Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.index.embed import MiniLMEmbedder
+from memsync.index.filters import resolve_filters
+from memsync.index.vectors import VectorIndex
 from memsync.retrieve import search as hybrid
 from memsync.retrieve.rank import Ranked, Weights, describe, rank
 from memsync.retrieve.when import time_window
@@ -133,7 +135,7 @@ def measure(size: int, seed: int, n_queries: int, rounds: int, build_s: float | 
     try:
         first_ms, _ = timed(lambda: vault.search(corpus.QUERIES[0], k=K))
         # The vector index on its own, loaded again the way the first search loads it.
-        index_load_ms, _ = timed(lambda: hybrid.VectorIndex(vault.embedder.dim).load(vault.conn))
+        index_load_ms, _ = timed(lambda: VectorIndex(vault.embedder.dim).sync(vault.conn))
         for i in range(WARMUP):
             vault.search(corpus.QUERIES[i % len(corpus.QUERIES)], k=K)
         queries = [corpus.QUERIES[i % len(corpus.QUERIES)] for i in range(n_queries)]
@@ -165,7 +167,7 @@ def measure_parts(vault: Vault, queries: Sequence[str]) -> dict[str, Summary]:
     for q in queries:
 
         def keyword(q: str = q) -> tuple[Any, list[int]]:
-            cond = hybrid.resolve_filters(vault.conn, SearchFilters(), vault.clock())
+            cond = resolve_filters(vault.conn, SearchFilters(), vault.clock())
             return cond, hybrid.keyword_search(vault.conn, q, cond, depth)
 
         t_keyword, (cond, kw) = timed(keyword)

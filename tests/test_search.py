@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 from conftest import FAST_TMP, PASSPHRASE, FixedClock, create_vault
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import EmbedderError
+from memsync.index import vectors
 from memsync.index.embed import HashEmbedder, MiniLMEmbedder
+from memsync.index.vectors import VectorIndex
 from memsync.model import Category, Kind, Message, SearchFilters, SearchHit, Status
+from memsync.retrieve import search as hybrid
 from memsync.retrieve.rank import Weights
 from memsync.vault import Vault
 
@@ -381,7 +384,7 @@ def test_vector_cache_follows_edits_and_forgets(vault: Vault) -> None:
     # Forgetting the newest version tombstones the superseded one too.
     assert vault.search("bicycle", filters=every) == []
     # A fresh load of the cache agrees with the one kept in step.
-    vault._vectors = None
+    vault.core.vectors = VectorIndex(vault.embedder.dim)  # a fresh load
     assert vault.search("bicycle", filters=every) == []
 
 
@@ -402,7 +405,7 @@ def test_vector_cache_matches_a_fresh_load_after_many_writes(vault: Vault) -> No
         (h.memory.id if h.memory else h.text, h.vector_rank)
         for h in vault.search("gardening roses", k=40)
     ]
-    vault._vectors = None
+    vault.core.vectors = VectorIndex(vault.embedder.dim)  # a fresh load
     fresh = [
         (h.memory.id if h.memory else h.text, h.vector_rank)
         for h in vault.search("gardening roses", k=40)
@@ -464,3 +467,16 @@ def test_vector_cache_sees_writes_made_through_another_open_vault(home: Path) ->
         assert set(memory_ids(server.search("bicycle", filters=every))) == {mine.id, fish.id}
     finally:
         server.close()
+
+
+def test_halves_run_side_by_side_give_the_same_answer(
+    minilm_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large vault runs the keyword half on a helper thread and splits the vector scan;
+    the answer is the one the halves give one after the other."""
+    queries = ["food allergy", "mountain trip", "what do I read", "job", "cello lessons"]
+    alone = [[(h.score, h.memory, h.turn) for h in minilm_vault.search(q)] for q in queries]
+    monkeypatch.setattr(hybrid, "PARALLEL_ITEMS", 0)
+    monkeypatch.setattr(vectors, "SPLIT_ROWS", 0)
+    together = [[(h.score, h.memory, h.turn) for h in minilm_vault.search(q)] for q in queries]
+    assert together == alone

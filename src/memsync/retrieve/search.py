@@ -18,6 +18,7 @@ import apsw
 from memsync.core import Core
 from memsync.errors import UsageError
 from memsync.index.filters import Conditions, resolve_filters
+from memsync.index.vectors import helpers
 from memsync.model import SearchFilters, SearchHit, SearchMode
 from memsync.retrieve import rank as ranking
 from memsync.retrieve import when
@@ -131,6 +132,15 @@ def hydrate(conn: apsw.Connection, ranked: Sequence[Ranked]) -> list[SearchHit]:
     return hits
 
 
+# From this many indexed items a search runs its keyword half beside its vector half.
+PARALLEL_ITEMS = 20_000
+
+
+def keyword_search_in(core: Core, query: str, cond: Conditions, depth: int) -> list[int]:
+    """`keyword_search` on the calling thread's own connection to `core`."""
+    return keyword_search(core.conn, query, cond, depth)
+
+
 def search(
     core: Core,
     query: str,
@@ -149,13 +159,27 @@ def search(
     now = now or core.clock()
     depth = max(50, k * 5)
     cond = resolve_filters(conn, records.stored_form(filters), now, scope)
-    keyword = [] if mode is SearchMode.VECTOR else keyword_search(conn, query, cond, depth)
+    index = core.vector_index()
+    halves = mode is SearchMode.HYBRID and query.strip()
+    # On a large vault the keyword half (SQLite) runs on a helper thread, with its own
+    # connection, while this one embeds the query and scans the vectors.
+    aside = (
+        helpers().submit(keyword_search_in, core, query, cond, depth)
+        if halves and len(index) >= PARALLEL_ITEMS
+        else None
+    )
+    if aside is not None or mode is SearchMode.VECTOR:
+        keyword: list[int] = []
+    else:
+        keyword = keyword_search(conn, query, cond, depth)
     qvec = (
         core.embedder.embed([query])[0]
         if query.strip() and mode is not SearchMode.KEYWORD
         else None
     )
-    vector = [] if qvec is None else core.vector_index().search(qvec, cond, depth)
+    vector = [] if qvec is None else index.search(qvec, cond, depth)
+    if aside is not None:
+        keyword = aside.result()
     items = ranking.describe(conn, list(dict.fromkeys([*keyword, *vector])))
     window = when.time_window(query, now)
     span = None if window is None else (window.start, window.end)
