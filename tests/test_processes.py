@@ -274,3 +274,26 @@ def test_a_writer_kept_waiting_past_the_bound_gets_a_clear_answer(
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
+
+
+def test_each_open_vault_sees_what_another_one_wrote(fast_dir: Path) -> None:
+    """Two `Vault` objects on one home stand for two processes (each has its own
+    connections and caches): search, the vector cache, the profile and the app registry
+    of one follow the other's writes on their next call."""
+    home = fast_dir / "two"
+    create_vault(home).vault.close()
+    with open_vault(home) as one, open_vault(home) as two:
+        assert two.search("bicycle") == []
+        assert two.profile().memory_count == 0
+        _, token = one.add_app("notes")
+        memory = one.add("Owns a red bicycle")
+        assert [h.memory.id for h in two.search("red bicycle") if h.memory] == [memory.id]
+        assert two.profile().memory_count == 1
+        assert two.app_for_token(token) is not None
+        one.forget(memory.id)
+        one.revoke_app("notes")
+        assert two.search("red bicycle") == []
+        assert two.profile().memory_count == 0
+        assert two.app_for_token(token) is None
+        edited = two.add("Prefers tea")
+        assert [h.memory.id for h in one.search("tea") if h.memory] == [edited.id]
