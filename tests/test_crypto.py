@@ -352,3 +352,48 @@ def test_weak_passphrases(weak: str, reason: str) -> None:
 )
 def test_good_passphrases(good: str) -> None:
     check_passphrase_strength(good)
+
+
+def test_a_vault_keyed_the_old_way_opens_and_moves_to_the_raw_key(tmp_path: Path) -> None:
+    """Vaults of schema 3 keyed the database through the cipher's passphrase KDF
+    (`PRAGMA hexkey`); they open, keep their contents, and are re-keyed to the raw key."""
+    import apsw
+
+    from conftest import create_vault, open_vault
+    from memsync.core import db_key
+    from memsync.crypto.wrap import find_and_unwrap
+    from memsync.store.files import header_ad
+
+    home = tmp_path / "old"
+    with create_vault(home).vault as vault:
+        memory = vault.add("Prefers tea to coffee")
+        header = vault.header
+        vault_key = find_and_unwrap(
+            header.stanzas, vault.device.wrap_key, header_ad(header.vault_id, header.epoch)
+        )
+    key = db_key(vault_key).hex()
+    path = str(home / "vault.db")
+
+    def readable_with_raw_key() -> bool:
+        probe = apsw.Connection(path)
+        try:
+            probe.execute(f"PRAGMA key=\"x'{key}'\"")
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return True
+        except apsw.NotADBError:
+            return False
+        finally:
+            probe.close()
+
+    # Re-key the file as the old releases wrote it.
+    old = apsw.Connection(path)
+    old.execute(f"PRAGMA key=\"x'{key}'\"")
+    old.execute("PRAGMA journal_mode=DELETE")
+    old.execute(f"PRAGMA hexrekey='{key}'")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.close()
+    assert not readable_with_raw_key()
+    with open_vault(home) as vault:
+        assert vault.get(memory.id).text == "Prefers tea to coffee"
+        assert vault.check().ok
+    assert readable_with_raw_key()
