@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def serve_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`memsync serve --port 0` as its own process, and its URL once it listens."""
+    script = Path(sys.executable).with_name("memsync")
+    proc = subprocess.Popen(
+        [str(script), "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline()
+        if "serving on " in line:
+            return proc, line.split("serving on ", 1)[1].split(": REST")[0]
+        if not line:
+            raise SystemExit(f"the server did not start (exit {proc.wait()})")
 
 
 def log(msg: str) -> None:

@@ -37,7 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import log, run_header
+from common import log, run_header, serve_process
 from memsync import Vault
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import NotFound
@@ -170,20 +170,7 @@ def _round_ingest(home: Path, delay: float, acked: Acked, export: Path, n: int) 
 
 
 def _round_server(home: Path, delay: float, acked: Acked, token: str) -> None:
-    proc = subprocess.Popen(
-        [str(MEMSYNC), "serve", "--port", "0"],
-        env=env_for(home),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    url = ""
-    while not url:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit(f"memsync serve did not start (exit {proc.wait()})")
-        if "serving on " in line:
-            url = line.split("serving on ", 1)[1].split(": REST")[0]
+    proc, url = serve_process(env_for(home))
     stop = threading.Event()
 
     def client(n: int) -> None:

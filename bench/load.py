@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
-from common import log, run_header
+from common import log, run_header, serve_process
 from memsync import Vault
 from memsync.crypto.device import FAST_KDF
 
@@ -78,18 +78,9 @@ def build_vault(home: Path, size: int) -> str:
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "MEMSYNC_HOME": str(home), "MEMSYNC_PASSPHRASE": PASSPHRASE}
-    script = Path(sys.executable).with_name("memsync")
-    proc = subprocess.Popen(
-        [str(script), "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    return serve_process(
+        {**os.environ, "MEMSYNC_HOME": str(home), "MEMSYNC_PASSPHRASE": PASSPHRASE}
     )
-    assert proc.stderr is not None
-    while True:
-        line = proc.stderr.readline()
-        if "serving on " in line:
-            return proc, line.split("serving on ", 1)[1].split(": REST")[0]
-        if not line:
-            raise SystemExit(f"the server did not start (exit {proc.wait()})")
 
 
 async def client(

@@ -3,9 +3,11 @@ that need real HTTP (streaming, MCP's HTTP client, keep-alive)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,6 +24,23 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def start_process(command: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`memsync serve --port 0` (the `command`) as its own process, and its URL once it
+    listens; its stderr stays open for the caller to read on."""
+    proc = subprocess.Popen(
+        [str(command), "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "serving on " in line:
+            return proc, line.split("serving on ", 1)[1].split(": REST")[0]
+        if not line:
+            break
+    raise AssertionError(f"memsync serve did not start (exit {proc.poll()})")
 
 
 def start(app: ASGIApp) -> LiveServer:

@@ -23,6 +23,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+import live_server
 from conftest import PASSPHRASE, create_vault, open_vault
 
 MEMSYNC = Path(sys.executable).parent / "memsync"
@@ -60,20 +61,7 @@ def shared(fast_dir: Path) -> Iterator[tuple[Path, dict[str, str]]]:
 @pytest.fixture
 def server(shared: tuple[Path, dict[str, str]]) -> Iterator[str]:
     home, _ = shared
-    proc = subprocess.Popen(
-        [str(MEMSYNC), "serve", "--port", "0"],
-        env=child_env(home),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    url = ""
-    while not url:
-        line = proc.stderr.readline()
-        if not line:
-            raise AssertionError(f"memsync serve did not start (exit {proc.wait()})")
-        if "serving on " in line:
-            url = line.split("serving on ", 1)[1].split(": REST")[0]
+    proc, url = live_server.start_process(MEMSYNC, child_env(home))
     log: list[str] = []
     drain = threading.Thread(target=lambda: log.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
     drain.start()
@@ -221,16 +209,7 @@ def test_a_writer_kept_waiting_past_the_bound_gets_a_clear_answer(
     written, and everything works again once the lock is let go."""
     home, tokens = shared
     env = {**child_env(home), "MEMSYNC_WRITE_WAIT": "0.5"}
-    proc = subprocess.Popen(
-        [str(MEMSYNC), "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None
-    url = ""
-    while not url:
-        line = proc.stderr.readline()
-        assert line, "memsync serve did not start"
-        if "serving on " in line:
-            url = line.split("serving on ", 1)[1].split(": REST")[0]
+    proc, url = live_server.start_process(MEMSYNC, env)
     headers = {"Authorization": f"Bearer {tokens['rest']}"}
     params = StdioServerParameters(command=str(MEMSYNC), args=["mcp", "--app", "a"], env=env)
     try:

@@ -13,13 +13,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import venv
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+
+import live_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "a strong pass phrase 42"
@@ -128,23 +129,8 @@ def test_the_default_works_end_to_end_from_the_wheel(
     token = _run(bin_dir, home, "app", "add", "wheel-test", "--json")
     secret = json.loads(token)["token"]
 
-    server = subprocess.Popen(
-        [str(bin_dir / "memsync"), "serve", "--port", "0"],
-        env=_env(home),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server, url = live_server.start_process(bin_dir / "memsync", _env(home))
     try:
-        assert server.stderr is not None
-        url = ""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not url:
-            line = server.stderr.readline()
-            if "serving on " in line:
-                url = line.split("serving on ", 1)[1].split(": REST")[0]
-            elif not line:
-                break
-        assert url, "the server did not start"
         headers = {"Authorization": f"Bearer {secret}"}
         answer = httpx.post(
             f"{url}/v1/memories/search", json={"query": "marathon"}, headers=headers, timeout=60
