@@ -5,6 +5,7 @@ on loopback (tests/llm_server.py). The vault is real (encrypted, hash embedder).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -475,3 +476,32 @@ def test_cli_profile_asks_the_model_once_across_commands(home: Path, server: Cha
     after = ok_json("profile")  # the failed rebuild changed nothing
     assert (after["sections"], after["bio"]) == (again["sections"], again["bio"])
     assert len(server.requests) == 6
+
+
+def test_no_lock_is_held_while_the_model_answers(llm_vault: Vault, server: ChatServer) -> None:
+    """An ingest waiting on a slow model holds no lock: meanwhile the same vault adds,
+    searches and records disclosures at their usual speed, from another thread."""
+    llm_vault.configure("extractor", "llm")
+    server.script(Reply(content=json.dumps(GOOD), delay=2.0))
+    done = threading.Event()
+
+    def slow_ingest() -> None:
+        llm_vault.ingest(CONVERSATION, title="Intro")
+        done.set()
+
+    worker = threading.Thread(target=slow_ingest)
+    worker.start()
+    try:
+        while not server.requests:
+            time.sleep(0.01)
+        started = time.monotonic()
+        memory = llm_vault.add("Prefers tea to coffee")
+        _, _ = llm_vault.add_app("notes")
+        hits = llm_vault.as_app("notes").search("tea")
+        took = time.monotonic() - started
+        assert not done.is_set(), "the model answered before the other writes finished"
+    finally:
+        worker.join()
+    assert took < 1.0
+    assert [h.memory.id for h in hits if h.memory] == [memory.id]
+    assert done.is_set() and llm_vault.check().ok
