@@ -218,7 +218,14 @@ class Core:
         """The in-memory vectors, brought up to date with every process's writes."""
         index = self.vectors
         index.sync(self.conn)
+        if self.db.in_write:
+            # It may now hold rows of this transaction, which a rollback would take back
+            # (and whose change numbers a later write would reuse): then start afresh.
+            self.db.on_rollback(self._fresh_vectors)
         return index
+
+    def _fresh_vectors(self) -> None:
+        self.vectors = VectorIndex(self.embedder.dim)
 
     def memories_version(self) -> int:
         """A number that moves whenever any process changes a memory or the bio."""

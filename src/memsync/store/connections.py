@@ -160,11 +160,14 @@ class Database:
                 if waited > 0.001:
                     conn.execute(f"PRAGMA busy_timeout={self._busy_ms()}")
             self._local.depth = 1
+            self._local.undo = []
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
                 self._rollback(conn)
+                for undo in self._local.undo:
+                    undo()
                 if isinstance(exc, apsw.BusyError):
                     raise _busy(self.wait) from None
                 if isinstance(exc, apsw.Error) and (mapped := storage_error(exc)):
@@ -174,6 +177,12 @@ class Database:
                 self._local.depth = 0
         finally:
             self.lock.release()
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Call `undo` if this thread's write transaction is rolled back: for caches that
+        took in what the transaction had written so far."""
+        if self.in_write:
+            self._local.undo.append(undo)
 
     @contextmanager
     def snapshot(self) -> Iterator[apsw.Connection]:
