@@ -480,3 +480,46 @@ def test_halves_run_side_by_side_give_the_same_answer(
     monkeypatch.setattr(vectors, "SPLIT_ROWS", 0)
     together = [[(h.score, h.memory, h.turn) for h in minilm_vault.search(q)] for q in queries]
     assert together == alone
+
+
+def test_a_large_index_picks_candidates_in_fewer_dimensions_then_scores_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above PROJECT_ROWS the scan picks candidates in the vectors' main components and
+    scores them exactly: the answer has exact cosines, in order, and (on vectors shaped
+    like a sentence model's, most of their variance in few directions) the same items as
+    a full scan."""
+    from memsync.index.filters import Conditions
+
+    monkeypatch.setattr(vectors, "PROJECT_ROWS", 2000)
+    monkeypatch.setattr(vectors, "CANDIDATES", 300)
+    rng = np.random.default_rng(1)
+    dim, n = 384, 4000
+    topics = rng.standard_normal((40, dim)).astype(np.float32)
+    data = topics[rng.integers(0, 40, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = VectorIndex(dim)
+    index._put_rows([(i + 1, 0, 0, 0, 0, 0, None, data[i].tobytes()) for i in range(n)])
+    assert index._basis is not None and index.low.shape[1] == vectors.PROJECTED_DIMS
+    cond = Conditions(
+        types=(0,),
+        statuses=(0,),
+        kinds=(),
+        categories=(),
+        since=None,
+        until=None,
+        not_expired_at=None,
+        tagged=None,
+    )
+    same = 0
+    for _ in range(50):
+        query = data[rng.integers(0, n)] + 0.2 * rng.standard_normal(dim).astype(np.float32)
+        query /= np.linalg.norm(query)
+        found = index.nearest(query, cond, 10)
+        exact = np.argsort(-(data @ query), kind="stable")[:10] + 1
+        scores = [s for _, s in found]
+        assert scores == sorted(scores, reverse=True)
+        for rowid, score in found:
+            assert score == pytest.approx(float(data[rowid - 1] @ query), abs=1e-5)
+        same += [r for r, _ in found] == list(exact)
+    assert same >= 48

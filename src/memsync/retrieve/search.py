@@ -136,9 +136,13 @@ def hydrate(conn: apsw.Connection, ranked: Sequence[Ranked]) -> list[SearchHit]:
 PARALLEL_ITEMS = 20_000
 
 
-def keyword_search_in(core: Core, query: str, cond: Conditions, depth: int) -> list[int]:
-    """`keyword_search` on the calling thread's own connection to `core`."""
-    return keyword_search(core.conn, query, cond, depth)
+def keyword_half(
+    core: Core, query: str, cond: Conditions, depth: int
+) -> tuple[list[int], dict[int, ranking.Item]]:
+    """`keyword_search` and what ranking needs of its hits, on the calling thread's own
+    connection to `core` (whose pages it has just read)."""
+    found = keyword_search(core.conn, query, cond, depth)
+    return found, ranking.describe(core.conn, found)
 
 
 def search(
@@ -164,7 +168,7 @@ def search(
     # On a large vault the keyword half (SQLite) runs on a helper thread, with its own
     # connection, while this one embeds the query and scans the vectors.
     aside = (
-        helpers().submit(keyword_search_in, core, query, cond, depth)
+        helpers().submit(keyword_half, core, query, cond, depth)
         if halves and len(index) >= PARALLEL_ITEMS
         else None
     )
@@ -178,9 +182,12 @@ def search(
         else None
     )
     vector = [] if qvec is None else index.search(qvec, cond, depth)
-    if aside is not None:
-        keyword = aside.result()
-    items = ranking.describe(conn, list(dict.fromkeys([*keyword, *vector])))
+    if aside is None:
+        items = ranking.describe(conn, list(dict.fromkeys([*keyword, *vector])))
+    else:
+        items = ranking.describe(conn, vector)
+        keyword, described = aside.result()
+        items |= described
     window = when.time_window(query, now)
     span = None if window is None else (window.start, window.end)
     ranked = ranking.rank(keyword, vector, items, weights, span)[:k]
