@@ -7,6 +7,7 @@ from every memory per request."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -76,16 +77,36 @@ class ProfileKeeper:
         self.core = core
         self.summarizer_for = summarizer_for
         self._last: tuple[tuple[int, str | None], datetime, Profile] | None = None
+        # One build at a time: a server's first requests all want the profile at once,
+        # and building it reads every lasting memory (about a second at 10k). Callers
+        # that accept an older profile (`max_age`, as search answers do) never wait here.
+        self._building = threading.Lock()
+
+    def _current(
+        self, key: tuple[int, str | None], now: datetime, max_age: timedelta | None
+    ) -> Profile | None:
+        last = self._last
+        if last is None:
+            return None
+        age = now - last[1]
+        if (last[0] == key and age < _TTL) or (max_age is not None and age < max_age):
+            return last[2]
+        return None
 
     def get(self, *, rebuild: bool = False, max_age: timedelta | None = None) -> Profile:
         now = self.core.clock()
         settings = db.read_meta(self.core.conn, "settings")
         key = (self.core.memories_version(), settings)
-        last = self._last
-        if last is not None and not rebuild:
-            age = now - last[1]
-            if (last[0] == key and age < _TTL) or (max_age is not None and age < max_age):
-                return last[2]
+        if not rebuild and (current := self._current(key, now, max_age)) is not None:
+            return current
+        with self._building:
+            if not rebuild and (current := self._current(key, now, max_age)) is not None:
+                return current  # built by another thread meanwhile
+            return self._build(key, now, settings, rebuild)
+
+    def _build(
+        self, key: tuple[int, str | None], now: datetime, settings: str | None, rebuild: bool
+    ) -> Profile:
         summarizer = self.summarizer_for(settings)
         built = refresh(self.core, now=now, summarizer=summarizer, rebuild=rebuild)
         # Keyed by what the counter said before reading, so a change made meanwhile

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 # Threads that serve requests against the vault, each with its own database connection
 # (storing conversations has one more of its own: `rest._Ingests`). Beyond about two per
 # core they only queue on the GIL and on each other; further requests wait their turn on
-# the event loop. Measured with bench/load.py: 2 threads 98 requests/s with search p95
-# 254 ms, 4 threads 103/s with search p95 118 ms (adds queue instead), 40 threads 2/s.
+# the event loop. With bench/load.py (20 clients, 2 cores) 2, 4 and 6 threads all gave
+# 75-100 requests/s, the CPU being the limit; with 4 or more, searches answer in about
+# 60 ms at the median while adds queue for their thread; 40 threads gave 2/s.
 WORKER_THREADS = max(4, 2 * (os.cpu_count() or 1))
 
 _HTTP_CODES = {
