@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"edits"},
     {"disclose"},
     {"lifecycle"},
+    {"sync"},
     {"vault"},
     {"export", "__init__"},
     {"server", "cli", "__main__"},

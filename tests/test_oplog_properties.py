@@ -443,7 +443,10 @@ def test_a_forged_operation_is_reported_not_crashed_on(
         entries = v.log.entries()
         target = entries[0] if position == "genesis" else entries[-1]
         ad = oplog.entry_ad(v.header.vault_id, target.device_id, target.seq, target.epoch)
-        ciphertext = aead.seal(v._log_key, aead.pad(oplog.encode_op(forged)), ad)
+        # Sealed under the key the entry opens with, so the forgery decrypts and only
+        # what it says can give it away.
+        key = v.log.record_key(target.device_id, target.seq) or v._log_key
+        ciphertext = aead.seal(key, aead.pad(oplog.encode_op(forged)), ad)
         with v.conn:
             v.conn.execute(
                 "UPDATE oplog SET ciphertext=? WHERE device_id=? AND seq=?",

@@ -11,6 +11,7 @@ embedding is most of a write's cost, and other writers need not wait for it.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from typing import Any
 import apsw
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from memsync.crypto import aead
 from memsync.crypto.device import DeviceKeys
-from memsync.errors import MemsyncError
+from memsync.errors import IntegrityError, MemsyncError
 from memsync.index.embed import Embedder
 from memsync.index.vectors import (
     VectorIndex,
@@ -33,7 +35,7 @@ from memsync.index.vectors import (
     texts_to_embed,
 )
 from memsync.log import oplog, verify
-from memsync.model import CheckReport, Status
+from memsync.model import CheckReport, Status, VaultInfo
 from memsync.store import db, state
 from memsync.store.connections import Database
 from memsync.store.files import Header, VaultPaths
@@ -155,6 +157,7 @@ class Core:
         self.header = header
         self.device = keys
         self.log_key = log_key(vault_key)
+        self.vault_key = vault_key
         self.embedder = embedder
         self.clock = clock
         self.log = oplog.OpLog(lambda: database.conn, header.vault_id, keys)
@@ -248,6 +251,50 @@ class Core:
         in one read transaction so concurrent writers cannot skew the comparison."""
         with self.db.snapshot() as conn:
             return verify.check(conn, self.log, self.log_key, self.header.vault_id, progress)
+
+    def recovery_sign_pub(self) -> bytes:
+        """The recovery identity's signing key, as the genesis device declared it."""
+        for (device,) in self.conn.execute("SELECT device_id FROM devices ORDER BY added_at"):
+            entry = self.log.entry(str(device), 1)
+            if entry is None:
+                continue
+            op = self.log.decrypt(entry, self.log_key)
+            if "recovery_sign_pub" in op:
+                return base64.b64decode(op["recovery_sign_pub"])
+        raise IntegrityError("the log declares no recovery key")
+
+    def root_recipients(self) -> list[X25519PublicKey]:
+        """Who can open the vault's root on a remote: every device, and the recovery
+        identity when this vault knows its public key."""
+        out = [
+            X25519PublicKey.from_public_bytes(bytes(r[0]))
+            for r in self.conn.execute("SELECT wrap_pub FROM devices ORDER BY device_id")
+        ]
+        recovery = self.recovery_wrap_pub()
+        if recovery is not None:
+            out.append(X25519PublicKey.from_public_bytes(recovery))
+        return out
+
+    def recovery_wrap_pub(self) -> bytes | None:
+        """The recovery identity's public wrapping key; None in a vault made before it
+        was kept (then a root on a remote cannot be opened with the phrase alone)."""
+        value = db.read_meta(self.conn, "recovery_wrap_pub")
+        return None if value is None else bytes.fromhex(value)
+
+    def info(self) -> VaultInfo:
+        def count(sql: str) -> int:
+            return int(self.conn.execute(sql).fetchone()[0])
+
+        return VaultInfo(
+            vault_id=self.header.vault_id,
+            device_id=self.device.device_id,
+            path=str(self.paths.home),
+            epoch=self.header.epoch,
+            embedder=self.embedder.name,
+            memories=count("SELECT count(*) FROM memories WHERE status='active'"),
+            sources=count("SELECT count(*) FROM sources"),
+            log_entries=self.log.count(),
+        )
 
     def close(self) -> None:
         self.db.close()

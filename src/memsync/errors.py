@@ -11,7 +11,8 @@ the CLI prints as one line, with the `exit_code` it exits with.
     ├── NotFound, InvalidInput (UnknownFormat)
     ├── EmbedderError, LLMError
     ├── Unauthenticated, AccessDenied, RateLimited
-    └── VaultBusy, StorageError
+    ├── VaultBusy, StorageError
+    └── RemoteError (RemoteUnreachable), SyncRefused
 """
 
 from __future__ import annotations
@@ -151,3 +152,23 @@ class StorageError(MemsyncError):
     change was rolled back, so the vault holds what it held before."""
 
     exit_code = 13
+
+
+class RemoteError(MemsyncError):
+    """A remote could not be used as asked: a malformed URL, missing credentials or
+    library, a remote that holds another vault, or an object it refused to store."""
+
+    exit_code = 14
+
+
+class RemoteUnreachable(RemoteError):
+    """The remote did not answer (network, permissions, a missing folder); nothing was
+    changed locally. Syncing again later resumes."""
+
+
+class SyncRefused(MemsyncError):
+    """What the remote serves cannot be accepted: it rolls back, forks, skips or alters
+    what this device has verified, or comes from a device the vault does not trust. The
+    local state is unchanged; `memsync sync --evidence` shows what was kept as proof."""
+
+    exit_code = 15

@@ -50,7 +50,11 @@ from memsync.store.files import (
     write_atomic,
 )
 
-__all__ = ["attach", "create", "device_op", "open_vault", "recover"]
+__all__ = ["attach", "create", "database_for", "device_op", "open_vault", "recover"]
+
+
+def _recovery_wrap_pub(words: str) -> bytes:
+    return phrase.recovery_identity(words).public_key().public_bytes_raw()
 
 
 def _b64(data: bytes) -> str:
@@ -111,7 +115,8 @@ def create(
         with conn:
             db.write_meta(conn, "vault_id", vault_id)
             db.write_meta(conn, "embedder", emb.name)
-        core = Core(paths, _database(paths, vault_key, conn), header, keys, vault_key, emb)
+            db.write_meta(conn, "recovery_wrap_pub", _recovery_wrap_pub(words).hex())
+        core = Core(paths, database_for(paths, vault_key, conn), header, keys, vault_key, emb)
         recovery_pub = phrase.recovery_signing_key(words).public_key().public_bytes_raw()
         core.commit(
             [
@@ -161,7 +166,7 @@ def open_vault(
     return attach(paths, header, keys, vault_key, embedder)
 
 
-def _database(paths: VaultPaths, vault_key: bytes, first: apsw.Connection) -> Database:
+def database_for(paths: VaultPaths, vault_key: bytes, first: apsw.Connection) -> Database:
     key = db_key(vault_key)
 
     def opener(busy_timeout_ms: int) -> apsw.Connection:
@@ -193,7 +198,7 @@ def attach(
     except BaseException:
         conn.close()
         raise
-    core = Core(paths, _database(paths, vault_key, conn), header, keys, vault_key, emb)
+    core = Core(paths, database_for(paths, vault_key, conn), header, keys, vault_key, emb)
     try:
         if stored != emb.name:
             core.reindex()
@@ -241,6 +246,8 @@ def recover(
     new_header = replace(header, stanzas=stanzas)
     try:
         core.commit([op])
+        with core.db.write() as conn:
+            db.write_meta(conn, "recovery_wrap_pub", _recovery_wrap_pub(words).hex())
         write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
         write_atomic(paths.header, new_header.to_bytes())
     except BaseException:

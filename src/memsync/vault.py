@@ -61,6 +61,11 @@ from memsync.store import db, ledger, records, state
 from memsync.store.explain import Explanation, explain
 from memsync.store.files import Header, VaultPaths, write_atomic
 from memsync.store.ledger import Disclosure
+from memsync.sync import service as sync_service
+from memsync.sync.engine import Progress as SyncProgress
+from memsync.sync.engine import SyncReport
+
+Synced = list[SyncReport]
 
 
 @dataclass(frozen=True)
@@ -184,15 +189,27 @@ class Vault:
         *,
         kdf: KdfParams = KdfParams(),
         embedder: Embedder | None = None,
+        from_url: str | None = None,
     ) -> Vault:
         """Open the vault with its recovery phrase and enrol this device anew.
 
-        The old device key (lost with its passphrase) is replaced by a fresh one, sealed
-        with `new_passphrase`; the new device is endorsed in the log by the recovery key.
+        The old device key is replaced by a fresh one, sealed with `new_passphrase` and
+        endorsed in the log by the recovery key. `from_url` restores from a remote alone.
         """
-        return cls(
-            lifecycle.recover(home, recovery_phrase, new_passphrase, kdf=kdf, embedder=embedder)
-        )
+        args = (home, recovery_phrase, new_passphrase)
+        if from_url is not None:
+            return cls(sync_service.restore(from_url, *args, kdf=kdf, embedder=embedder))
+        return cls(lifecycle.recover(*args, kdf=kdf, embedder=embedder))
+
+    @property
+    def remotes(self) -> sync_service.Remotes:
+        """This device's remotes: `add(name, url)`, `list()`, `remove(name)`, `evidence()`."""
+        return sync_service.Remotes(self.core)
+
+    def sync(self, remote: str | None = None, progress: SyncProgress | None = None) -> Synced:
+        """Push this device's changes to `remote` (or every remote) and take in the others',
+        verified: `vault.sync("usb")`; `SyncRefused` (and no change) if a remote cheats."""
+        return sync_service.sync(self.core, remote, progress)
 
     def change_passphrase(self, new_passphrase: str, kdf: KdfParams = KdfParams()) -> None:
         check_passphrase_strength(new_passphrase)
@@ -518,8 +535,7 @@ class Vault:
         return state.get_source(self.conn, self.resolve(source_id))
 
     def sources(self) -> builtins.list[Source]:
-        ids = [str(r[0]) for r in self.conn.execute("SELECT id FROM sources ORDER BY created_at")]
-        return [state.get_source(self.conn, i) for i in ids]
+        return state.all_sources(self.conn)
 
     def import_records(
         self,
@@ -578,19 +594,7 @@ class Vault:
         return self.core.check(progress)
 
     def info(self) -> VaultInfo:
-        def count(sql: str) -> int:
-            return int(self.conn.execute(sql).fetchone()[0])
-
-        return VaultInfo(
-            vault_id=self.header.vault_id,
-            device_id=self.device.device_id,
-            path=str(self.paths.home),
-            epoch=self.header.epoch,
-            embedder=self.embedder.name,
-            memories=count("SELECT count(*) FROM memories WHERE status='active'"),
-            sources=count("SELECT count(*) FROM sources"),
-            log_entries=self.log.count(),
-        )
+        return self.core.info()
 
 
 __all__ = ["IngestReport", "IngestResult", "NewVault", "Outcome", "Vault", "new_id"]

@@ -90,6 +90,7 @@ def _register() -> None:
         serve,
         setup,
         sources,
+        sync,
     )
 
     for command in (
@@ -117,6 +118,8 @@ def _register() -> None:
         capture.config_command,
         apps.app,
         apps.disclosures,
+        sync.remote,
+        sync.sync,
         serve.serve,
         mcp.mcp,
         demo.demo,

@@ -141,15 +141,28 @@ def lock() -> None:
 
 
 @click.command()
-def recover() -> None:
+@click.option(
+    "--from",
+    "from_url",
+    metavar="URL",
+    help="Restore the vault from this remote alone (onto a machine that has none).",
+)
+def recover(from_url: str | None) -> None:
     """Open the vault with its recovery phrase and set a new passphrase.
 
-    For scripts: $MEMSYNC_RECOVERY_PHRASE and $MEMSYNC_NEW_PASSPHRASE.
+    With --from, the vault is restored from a remote (a folder or s3://…) into an empty
+    home, and this machine becomes a new device of it. For scripts:
+    $MEMSYNC_RECOVERY_PHRASE and $MEMSYNC_NEW_PASSPHRASE.
 
-    Example: memsync recover
+    Example: memsync recover --from s3://my-bucket/memsync
     """
     paths = vault_paths()
-    old_ids = vault_and_device_ids(paths)
+    if from_url is not None:
+        if paths.header.exists() or paths.database.exists():
+            raise VaultExists(f"a vault already exists at {paths.home}; restore into another")
+        old_ids = None
+    else:
+        old_ids = vault_and_device_ids(paths)
     words = ask_secret(
         "Recovery phrase (24 words)",
         RECOVERY_PHRASE_ENV,
@@ -157,16 +170,20 @@ def recover() -> None:
     )
     normalize_phrase(words)  # a typo is reported before the new passphrase is asked for
     new = ask_new_passphrase(NEW_PASSPHRASE_ENV)
-    with Vault.recover(paths.home, words, new, kdf=kdf_params()) as vault:
+    with Vault.recover(paths.home, words, new, kdf=kdf_params(), from_url=from_url) as vault:
         warn_if_test_kdf()
         # The old device key is replaced, so its remembered copy is useless: drop it. The
         # recovery has already succeeded, so a keyring failure here must not fail it.
-        with contextlib.suppress(Exception):
-            keystore.delete(*old_ids)
+        if old_ids is not None:
+            with contextlib.suppress(Exception):
+                keystore.delete(*old_ids)
+        restored = f" from {from_url}" if from_url else ""
         click.echo(
-            f"recovered vault {vault.header.vault_id}: this device has a new key "
+            f"recovered vault {vault.header.vault_id}{restored}: this device has a new key "
             f"({vault.device.device_id}) sealed with the new passphrase"
         )
+        if from_url:
+            click.echo(f"{vault.info().memories} memories; it syncs with remote 'origin'")
 
 
 @click.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import struct
 import threading
 import time
@@ -198,16 +199,22 @@ class OpLog:
         entries = []
         for op in ops:
             seq += 1
+            # Each entry is sealed under a key of its own (its record key), never under
+            # the shared log key: forgetting a record can then destroy the one key that
+            # opens it, in every copy of the log, even on storage that never deletes.
+            record_key = secrets.token_bytes(aead.KEY_BYTES)
             plaintext = aead.pad(encode_op(op))
-            ciphertext = aead.seal(key, plaintext, entry_ad(self.vault_id, device, seq, epoch))
+            ad = entry_ad(self.vault_id, device, seq, epoch)
+            ciphertext = aead.seal(record_key, plaintext, ad)
             unsigned = Entry(device, seq, prev, self.clock.now(), epoch, others, ciphertext, b"")
             entry = replace(unsigned, signature=sign(self.keys, unsigned.body(self.vault_id)))
-            prev = self.store(entry)
+            prev = self.store(entry, record_key)
             entries.append(entry)
         return entries
 
-    def store(self, entry: Entry) -> bytes:
-        """Insert `entry` as it is (signed already); returns its hash."""
+    def store(self, entry: Entry, record_key: bytes | None = None) -> bytes:
+        """Insert `entry` as it is (signed already), with the key its operation is sealed
+        under when there is one; returns its hash."""
         heads = _heads_json(entry.heads)
         digest = entry.hash(self.vault_id)
         self.conn.execute(
@@ -224,7 +231,45 @@ class OpLog:
                 digest,
             ),
         )
+        if record_key is not None:
+            self.store_key(entry.device_id, entry.seq, record_key)
         return digest
+
+    def store_key(self, device_id: str, seq: int, record_key: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO entry_keys(device_id, seq, key) VALUES(?,?,?)",
+            (device_id, seq, record_key),
+        )
+
+    def record_key(self, device_id: str, seq: int) -> bytes | None:
+        """The key entry (device_id, seq) is sealed under; None for an entry written
+        before entries had keys of their own (it opens with the log key)."""
+        row = self.conn.execute(
+            "SELECT key FROM entry_keys WHERE device_id=? AND seq=?", (device_id, seq)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def entry(self, device_id: str, seq: int) -> Entry | None:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM oplog WHERE device_id=? AND seq=?", (device_id, seq)
+        ).fetchone()
+        return None if row is None else _row_to_entry(row)
+
+    def feed(self, device_id: str, after: int = 0) -> list[Entry]:
+        """The entries of one feed after sequence number `after`, in order."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM oplog WHERE device_id=? AND seq>? ORDER BY seq",
+            (device_id, after),
+        ).fetchall()
+        return [_row_to_entry(r) for r in rows]
+
+    def last(self) -> tuple[int, str, int] | None:
+        """The (clock, device, seq) of the entry that replays last, or None if empty."""
+        row = self.conn.execute(
+            "SELECT hlc, device_id, seq FROM oplog ORDER BY hlc DESC, device_id DESC, "
+            "seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), int(row[2]))
 
     def entries(self) -> list[Entry]:
         """Every entry of every feed, in replay order (hybrid clock, then device, then seq)."""
@@ -239,9 +284,22 @@ class OpLog:
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM oplog").fetchone()[0])
 
-    def decrypt(self, entry: Entry, key: bytes) -> dict[str, Any]:
-        ad = entry_ad(self.vault_id, entry.device_id, entry.seq, entry.epoch)
-        return decode_op(aead.unpad(aead.open_sealed(key, entry.ciphertext, ad)))
+    def decrypt(self, entry: Entry, key: bytes, record_key: bytes | None = None) -> dict[str, Any]:
+        """The operation of `entry`, opened with its record key (from the argument, else
+        the table), or with the log `key` for an entry that has none."""
+        if record_key is None:
+            record_key = self.record_key(entry.device_id, entry.seq)
+        return open_entry(self.vault_id, entry, record_key or key)
+
+
+def open_entry(vault_id: str, entry: Entry, key: bytes) -> dict[str, Any]:
+    """Decrypt and decode the operation of `entry` with `key`; CryptoError if it fails."""
+    ad = entry_ad(vault_id, entry.device_id, entry.seq, entry.epoch)
+    return decode_op(aead.unpad(aead.open_sealed(key, entry.ciphertext, ad)))
+
+
+def verify_signature(entry: Entry, vault_id: str, sign_pub: bytes) -> bool:
+    return verify(sign_pub, entry.signature, entry.body(vault_id))
 
 
 def verify_feeds(

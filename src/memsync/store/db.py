@@ -20,7 +20,7 @@ import apsw
 
 from memsync.errors import CorruptVault, StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -186,6 +186,48 @@ END;
 -- may change a memory or the bio (the profile is rebuilt when it moves).
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters(name, value) VALUES ('memories', 0);
+-- Each log entry's own random key (its record key): the entry's operation is sealed
+-- under it, so a record can later be shredded by forgetting one key. Entries written
+-- before schema 5 have none and open with the epoch's log key.
+CREATE TABLE IF NOT EXISTS entry_keys(
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    PRIMARY KEY(device_id, seq)
+);
+-- Sync: this device's remotes and what it has verified of each (not synced, not in the
+-- state's digest: like settings, they belong to the device).
+CREATE TABLE IF NOT EXISTS remotes(
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_pushed(
+    remote TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    segment TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    PRIMARY KEY(remote, seq)
+);
+CREATE TABLE IF NOT EXISTS sync_seen(
+    remote TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY(remote, device_id)
+);
+CREATE TABLE IF NOT EXISTS sync_segments(
+    remote TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY(remote, name)
+);
+CREATE TABLE IF NOT EXISTS sync_evidence(
+    rowid INTEGER PRIMARY KEY,
+    remote TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    what TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
 
 # From an older schema version to the current one; then SCHEMA adds any new tables.
@@ -197,6 +239,7 @@ _MIGRATIONS = {
     """,
     "2": "",
     "3": "",
+    "4": "",
 }
 
 

@@ -154,6 +154,30 @@ def _set_status(
     return item
 
 
+def _newest_version(conn: apsw.Connection, memory_id: str) -> Memory:
+    """The last version of the chain `memory_id` belongs to, from it forward."""
+    current = get_memory(conn, memory_id)
+    seen = {current.id}
+    while current.superseded_by is not None and current.superseded_by not in seen:
+        current = get_memory(conn, current.superseded_by)
+        seen.add(current.id)
+    return current
+
+
+def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> list[int]:
+    """Forget one version: the tombstone keeps only the id and the chain links."""
+    item = _item_rowid(conn, ITEM_MEMORY, rowid)
+    conn.execute(
+        "UPDATE memories SET status=?, text='', updated_at=? WHERE rowid=?",
+        (Status.FORGOTTEN.value, at, rowid),
+    )
+    conn.execute("DELETE FROM memory_tags WHERE memory_id=?", (memory_id,))
+    if item is None:
+        return []
+    conn.execute("DELETE FROM items WHERE rowid=?", (item,))
+    return [item]
+
+
 # Operations that change neither memories nor the bio (the profile's inputs).
 _LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app", "add_device"})
 
@@ -185,10 +209,22 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         return IndexChange(added=() if item is None else (item,))
     if kind == "edit_memory":
         new = codec.memory_from_json(op["memory"])
-        old_id = str(op["old"])
+        if conn.execute("SELECT 1 FROM memories WHERE id=?", (new.id,)).fetchone():
+            return IndexChange()  # a replay
+        # Two devices that edited one version offline each made a successor of it. The
+        # log replays in clock order, so the later edit supersedes the newest version
+        # there is: the chain stays one line and the earlier edit stays in its history.
+        head = _newest_version(conn, str(op["old"]))
         at = codec.to_ms(new.created_at)
-        old_item = _set_status(conn, old_id, Status.SUPERSEDED, at, superseded_by=new.id)
-        rowid = _insert_memory(conn, replace(new, supersedes=old_id))
+        if head.status is Status.FORGOTTEN:
+            # Forgetting wins: an edit made without having seen it keeps no text.
+            _insert_memory(
+                conn, replace(new, supersedes=head.id, text="", tags=(), status=Status.FORGOTTEN)
+            )
+            conn.execute("UPDATE memories SET superseded_by=? WHERE id=?", (new.id, head.id))
+            return IndexChange()
+        old_item = _set_status(conn, head.id, Status.SUPERSEDED, at, superseded_by=new.id)
+        rowid = _insert_memory(conn, replace(new, supersedes=head.id))
         item = _item_rowid(conn, ITEM_MEMORY, rowid)
         return IndexChange(
             added=() if item is None else (item,),
@@ -212,18 +248,19 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         _insert_provenance(conn, memory_id, prov)
         return IndexChange()
     if kind == "forget_memory":
-        memory_id = str(op["id"])
-        rowid = _memory_rowid(conn, memory_id)
-        item = _item_rowid(conn, ITEM_MEMORY, rowid)
-        # The tombstone keeps only the id and the chain links; the text and tags go.
-        conn.execute(
-            "UPDATE memories SET status=?, text='', updated_at=? WHERE rowid=?",
-            (Status.FORGOTTEN.value, int(op["at"]), rowid),
-        )
-        conn.execute("DELETE FROM memory_tags WHERE memory_id=?", (memory_id,))
-        if item is not None:
-            conn.execute("DELETE FROM items WHERE rowid=?", (item,))
-        return IndexChange(removed=() if item is None else (item,))
+        # The versions after this one go too: another device may have edited the memory
+        # before it learnt that it was forgotten.
+        removed: list[int] = []
+        version: str | None = str(op["id"])
+        while version is not None:
+            rowid = _memory_rowid(conn, version)
+            row = conn.execute(
+                "SELECT status, superseded_by FROM memories WHERE rowid=?", (rowid,)
+            ).fetchone()
+            if row[0] != Status.FORGOTTEN.value:
+                removed += _tombstone(conn, rowid, version, int(op["at"]))
+            version = None if row[1] is None else str(row[1])
+        return IndexChange(removed=tuple(removed))
     if kind == "add_source":
         return _add_source(conn, codec.source_from_json(op["source"]))
     if kind == "disclose":
@@ -425,6 +462,11 @@ def get_source(conn: apsw.Connection, source_id: str) -> Source:
         external_id=row[7],
         offsets=offsets,
     )
+
+
+def all_sources(conn: apsw.Connection) -> list[Source]:
+    ids = [str(r[0]) for r in conn.execute("SELECT id FROM sources ORDER BY created_at")]
+    return [get_source(conn, i) for i in ids]
 
 
 _DIGEST_QUERIES = (

@@ -1,0 +1,139 @@
+"""`memsync remote …` and `memsync sync`: this device's remotes, and syncing with them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from urllib.parse import urlencode
+
+import click
+from rich.table import Table
+
+from memsync.cli.options import json_option
+from memsync.cli.output import console, print_json, progress_bar
+from memsync.cli.unlock import open_vault
+from memsync.codec import from_ms
+from memsync.errors import UsageError
+from memsync.sync.engine import SyncReport
+
+
+@click.group()
+def remote() -> None:
+    """Where this vault syncs: folders and S3-compatible storage that see only ciphertext.
+
+    Example: memsync remote add usb /media/stick/memsync
+    """
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--endpoint-url", help="S3: the endpoint of R2, MinIO, B2 or another store.")
+@click.option("--profile", help="S3: the credentials profile to use (else the usual chain).")
+@click.option("--region", help="S3: the region.")
+def remote_add(
+    name: str, url: str, endpoint_url: str | None, profile: str | None, region: str | None
+) -> None:
+    """Add a remote: a folder (/path, file:///path) or S3 (s3://bucket/prefix).
+
+    S3 credentials come from the environment or a profile, as for the aws CLI.
+
+    Example: memsync remote add backup s3://my-bucket/memsync --endpoint-url https://…
+    """
+    options = {"endpoint": endpoint_url, "profile": profile, "region": region}
+    chosen = {k: v for k, v in options.items() if v}
+    if chosen:
+        if not url.startswith("s3://"):
+            raise UsageError("--endpoint-url, --profile and --region are for s3:// remotes")
+        url = url + ("&" if "?" in url else "?") + urlencode(chosen)
+    with open_vault() as vault:
+        info = vault.remotes.add(name, url)
+    click.echo(f"added remote {info.name}: {info.url} (run `memsync sync` to push)")
+
+
+@remote.command("list")
+@json_option
+def remote_list(as_json: bool) -> None:
+    """List this device's remotes.
+
+    Example: memsync remote list
+    """
+    with open_vault() as vault:
+        remotes = vault.remotes.list()
+    if as_json:
+        print_json([dataclasses.asdict(r) for r in remotes])
+        return
+    if not remotes:
+        click.echo("no remotes (add one with `memsync remote add NAME URL`)")
+        return
+    table = Table("name", "url", "added")
+    for r in remotes:
+        table.add_row(r.name, r.url, from_ms(r.added_at).strftime("%Y-%m-%d %H:%M"))
+    console().print(table)
+
+
+@remote.command("remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Stop syncing with a remote (what it holds stays there).
+
+    Example: memsync remote remove usb
+    """
+    with open_vault() as vault:
+        vault.remotes.remove(name)
+    click.echo(f"removed remote {name}")
+
+
+def _describe(report: SyncReport) -> list[str]:
+    lines = [f"{report.remote}: pushed {report.pushed}, received {report.pulled} entries"]
+    for c in report.changes:
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (c.added, "added"),
+                (c.updated, "updated"),
+                (c.forgotten, "forgotten"),
+                (c.conversations, "conversations"),
+            )
+            if n
+        ]
+        who = f"{c.device_name} ({c.device_id})" if c.device_name else c.device_id
+        lines.append(f"  from {who}: " + (", ".join(parts) or f"{c.entries} entries"))
+    lines += [f"  waiting: {w}" for w in report.waiting]
+    return lines
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--evidence", is_flag=True, help="Show what refused syncs kept as proof.")
+@json_option
+def sync(name: str | None, evidence: bool, as_json: bool) -> None:
+    """Push this device's changes and bring in the other devices', verified.
+
+    Every entry is checked (signature, hash chain, the device's enrolment) before it is
+    applied; a remote that rolls back, forks or alters anything is refused, nothing
+    changes here, and the proof is kept (--evidence shows it).
+
+    Example: memsync sync usb
+    """
+    with open_vault() as vault:
+        if evidence:
+            items = vault.remotes.evidence(name)
+            if as_json:
+                print_json([dataclasses.asdict(e) for e in items])
+                return
+            if not items:
+                click.echo("no evidence: no sync was ever refused")
+            for e in items:
+                detail = json.loads(e.detail)
+                when = from_ms(e.at).strftime("%Y-%m-%d %H:%M:%S")
+                click.echo(f"{when} {e.remote} {e.what}: {detail.get('message', '')}")
+            return
+        with progress_bar("sync") as bar:
+            reports = vault.sync(name, lambda _stage, done, total: bar(done, total))
+    if as_json:
+        print_json([dataclasses.asdict(r) for r in reports])
+        return
+    for r in reports:
+        for line in _describe(r):
+            click.echo(line)

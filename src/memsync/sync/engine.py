@@ -1,0 +1,596 @@
+"""One sync with one remote: push this device's new entries, pull and verify the others'.
+
+Push: the feed's new entries go up as a segment (after its record keys), then a new
+checkpoint replaces the old one; a crash in between leaves an unreferenced segment that
+no reader looks at, and the next push starts again from what is recorded as pushed.
+
+Pull: every checkpoint is read and checked against what this device has verified before
+(`sync_seen`, and the log itself), the segments it points to are fetched back to what is
+here, and every entry is checked — content hash, signature by a device the log trusts,
+sequence and hash chain, the record key that opens it — before anything is written.
+Then all of it is applied in one transaction (`merge.apply_incoming`). A remote that
+rolls back, forks, skips or alters anything is refused with `SyncRefused`; what proves it
+is stored (`Vault.sync_evidence`) and nothing else changes. What is only not visible
+yet (a listing that lags, a segment still on its way) is left for the next sync.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import NoReturn
+
+import apsw
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from memsync import codec
+from memsync.core import Core
+from memsync.crypto import wrap
+from memsync.errors import CryptoError, RemoteError, SyncRefused
+from memsync.index.vectors import VectorIndex
+from memsync.log import oplog, verify
+from memsync.log.oplog import ZERO_HASH, Entry
+from memsync.store.files import Header, header_ad
+from memsync.sync import objects
+from memsync.sync.merge import Incoming, apply_incoming
+from memsync.sync.objects import Checkpoint, Segment, SyncKeys
+from memsync.sync.remote import Conflict, Remote
+
+__all__ = ["FeedChange", "SyncReport", "Syncer"]
+
+SEGMENT_ENTRIES = 2000
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class FeedChange:
+    """What one device's entries did here in one sync."""
+
+    device_id: str
+    device_name: str | None
+    entries: int
+    added: int = 0
+    updated: int = 0
+    forgotten: int = 0
+    conversations: int = 0
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The outcome of `Vault.sync` with one remote."""
+
+    remote: str
+    pushed: int
+    pulled: int
+    changes: tuple[FeedChange, ...] = ()
+    rebuilt: bool = False
+    waiting: tuple[str, ...] = field(default=())
+    bytes_up: int = 0
+    bytes_down: int = 0
+
+
+class Syncer:
+    """Sync `core` with `remote`, known on this device as `name`."""
+
+    def __init__(self, core: Core, remote: Remote, name: str, progress: Progress | None = None):
+        self.core = core
+        self.remote = remote
+        self.name = name
+        self.progress = progress
+        self.keys = SyncKeys.derive(core.vault_key, core.header.epoch)
+        self.all_keys = [self.keys]
+        self.up = 0
+        self.down = 0
+
+    # Remote I/O, counted.
+
+    def _get(self, name: str) -> tuple[bytes, str] | None:
+        blob = self.remote.get(name)
+        if blob is None:
+            return None
+        self.down += len(blob.data)
+        return blob.data, blob.tag
+
+    def _create(self, name: str, data: bytes) -> None:
+        self.up += len(data)
+        self.remote.create(name, data)
+
+    def _replace(self, name: str, data: bytes) -> None:
+        # Conditional on what is there now: two processes of one device pushing at once
+        # cannot overwrite each other unseen; the loser reads again and retries.
+        current = self.remote.get(name)
+        self.up += len(data)
+        self.remote.replace(name, data, None if current is None else current.tag)
+
+    # The root.
+
+    def ensure_root(self) -> None:
+        """Put the vault's root on the remote, or bring it up to date with the devices
+        the log knows; refuse a remote that holds another vault."""
+        core = self.core
+        name = objects.root_name(core.recovery_sign_pub())
+        current = self.remote.get(name)
+        if current is None and any(r != name for r in self.remote.list("r/")):
+            raise RemoteError(
+                f"remote {self.name} holds another vault; use an empty folder or prefix"
+            )
+        recipients = core.root_recipients()
+        wanted = sorted(wrap.fingerprint(r) for r in recipients)
+        if current is not None:
+            try:
+                root = objects.open_root(current.data, core.device.wrap_key)
+                if root.recipients == wanted and root.header.vault_id == core.header.vault_id:
+                    return
+            except (SyncRefused, CryptoError):
+                pass  # not addressed to this device yet: it is rewritten below
+        header = _full_header(core)
+        blob = objects.seal_root(header.to_bytes(), core.recovery_wrap_pub(), recipients)
+        self.up += len(blob)
+        self.remote.replace(name, blob, None if current is None else current.tag)
+
+    # Push.
+
+    def push(self) -> int:
+        core = self.core
+        own = core.device.device_id
+        conn = core.conn
+        row = conn.execute(
+            "SELECT seq, segment FROM sync_pushed WHERE remote=? ORDER BY seq DESC LIMIT 1",
+            (self.name,),
+        ).fetchone()
+        pushed, previous = (0, None) if row is None else (int(row[0]), str(row[1]))
+        remote_cp = self._own_checkpoint()
+        if remote_cp is not None and remote_cp.heads.get(own, (0, ""))[0] > pushed:
+            # An earlier push got the checkpoint out but crashed before recording it.
+            pushed = remote_cp.heads[own][0]
+            previous, first = remote_cp.segment, remote_cp.segment_first
+            with core.db.write() as w:
+                w.execute(
+                    "INSERT OR REPLACE INTO sync_pushed(remote, seq, segment, first) "
+                    "VALUES(?,?,?,?)",
+                    (self.name, pushed, previous, first),
+                )
+        entries = core.log.feed(own, after=pushed)
+        total = len(entries)
+        first_seq = pushed + 1
+        for start in range(0, len(entries), SEGMENT_ENTRIES):
+            chunk = entries[start : start + SEGMENT_ENTRIES]
+            blob = Segment(tuple(chunk), previous).seal(self.keys)
+            seg_name = objects.content_name(blob)
+            record_keys = {
+                e.seq: k for e in chunk if (k := core.log.record_key(own, e.seq)) is not None
+            }
+            self._replace_keys(seg_name, objects.seal_keys(self.keys, seg_name, record_keys))
+            self._create(seg_name, blob)
+            first_seq = chunk[0].seq
+            with core.db.write() as w:
+                w.execute(
+                    "INSERT OR REPLACE INTO sync_pushed(remote, seq, segment, first) "
+                    "VALUES(?,?,?,?)",
+                    (self.name, chunk[-1].seq, seg_name, first_seq),
+                )
+            previous = seg_name
+            if self.progress:
+                self.progress("push", start + len(chunk), total)
+        self._publish(previous, first_seq if entries else None, remote_cp)
+        return total
+
+    def _replace_keys(self, name: str, blob: bytes) -> None:
+        self._replace(self.keys.keys_name(name), blob)
+
+    def _own_checkpoint(self) -> Checkpoint | None:
+        own = self.core.device.device_id
+        got = self._get(self.keys.checkpoint_name(own))
+        if got is None:
+            seen = self._seen(own)
+            if seen is not None:
+                self._refuse(
+                    "rollback",
+                    f"remote {self.name} no longer has this device's checkpoint "
+                    f"(version {seen[0]} was published)",
+                    {"device": own, "version": seen[0]},
+                )
+            return None
+        cp, sig = Checkpoint.open(self.keys.checkpoint_name(own), got[0], self.all_keys)
+        if not cp.verify(sig, self.core.device.sign_public.public_bytes_raw()):
+            self._refuse(
+                "forgery",
+                f"this device's checkpoint on {self.name} has a bad signature",
+                {"checkpoint": base64.b64encode(got[0]).decode()},
+            )
+        self._check_against_seen(cp, got[0])
+        return cp
+
+    def _publish(
+        self, segment: str | None, first: int | None, remote_cp: Checkpoint | None
+    ) -> None:
+        core = self.core
+        own = core.device.device_id
+        heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
+        if remote_cp is not None and remote_cp.heads == heads:
+            return  # nothing new to say
+        if segment is None and remote_cp is not None:
+            segment, first = remote_cp.segment, remote_cp.segment_first
+        seen = self._seen(own)
+        version = max(seen[0] if seen else 0, remote_cp.version if remote_cp else 0) + 1
+        cp = Checkpoint(
+            vault_id=core.header.vault_id,
+            device_id=own,
+            version=version,
+            hlc=core.log.clock.now(),
+            heads=heads,
+            segment=segment,
+            segment_first=first or 0,
+        )
+        blob = cp.seal(self.keys, core.device)
+        self._replace(self.keys.checkpoint_name(own), blob)
+        self._remember(cp)
+
+    # What this device has seen.
+
+    def _seen(self, device_id: str) -> tuple[int, bytes] | None:
+        row = self.core.conn.execute(
+            "SELECT version, digest FROM sync_seen WHERE remote=? AND device_id=?",
+            (self.name, device_id),
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def _remember(self, cp: Checkpoint) -> None:
+        with self.core.db.write() as w:
+            _remember_in(w, self.name, cp)
+
+    def _check_against_seen(self, cp: Checkpoint, blob: bytes) -> None:
+        seen = self._seen(cp.device_id)
+        if seen is None:
+            return
+        version, digest = seen
+        if cp.version < version:
+            self._refuse(
+                "rollback",
+                f"remote {self.name} serves checkpoint {cp.version} of device {cp.device_id}; "
+                f"this device has already seen version {version}",
+                {"device": cp.device_id, "served": cp.version, "seen": version},
+            )
+        if cp.version == version and cp.digest() != digest:
+            self._refuse(
+                "fork",
+                f"remote {self.name} serves two different checkpoints {version} of device "
+                f"{cp.device_id}",
+                {
+                    "device": cp.device_id,
+                    "version": version,
+                    "served": base64.b64encode(blob).decode(),
+                },
+            )
+
+    def _refuse(self, what: str, message: str, detail: dict[str, object]) -> NoReturn:
+        with self.core.db.write() as w:
+            w.execute(
+                "INSERT INTO sync_evidence(remote, at, what, detail) VALUES(?,?,?,?)",
+                (
+                    self.name,
+                    codec.to_ms(self.core.clock()),
+                    what,
+                    json.dumps({"message": message, **detail}, sort_keys=True),
+                ),
+            )
+        raise SyncRefused(
+            f"sync refused ({what}): {message}; nothing changed here, and "
+            "`memsync sync --evidence` shows the proof"
+        )
+
+    # Pull.
+
+    def pull(self) -> tuple[int, tuple[FeedChange, ...], bool, tuple[str, ...]]:
+        core = self.core
+        own = core.device.device_id
+        names = set(self.remote.list("c/"))
+        known = [str(r[0]) for r in core.conn.execute("SELECT device_id FROM devices")]
+        names |= {self.keys.checkpoint_name(d) for d in known}
+        names.discard(self.keys.checkpoint_name(own))
+        checkpoints: dict[str, tuple[Checkpoint, bytes, bytes]] = {}
+        waiting: list[str] = []
+        for name in sorted(names):
+            got = self._get(name)
+            if got is None:
+                continue
+            cp, sig = Checkpoint.open(name, got[0], self.all_keys)
+            if cp.vault_id != core.header.vault_id:
+                self._refuse("foreign", f"checkpoint {name} belongs to another vault", {})
+            self._check_against_seen(cp, got[0])
+            checkpoints[cp.device_id] = (cp, sig, got[0])
+        local = core.log.heads()
+        fetched: dict[str, list[Entry]] = {}
+        record_keys: dict[tuple[str, int], bytes] = {}
+        for device, (cp, _, _) in sorted(checkpoints.items()):
+            mine = local.get(device, (0, ZERO_HASH))
+            theirs = cp.heads.get(device, (0, ""))
+            if theirs[0] < mine[0]:
+                self._refuse(
+                    "rollback",
+                    f"remote {self.name} serves feed {device} up to entry {theirs[0]}; this "
+                    f"device has verified up to {mine[0]}",
+                    {"device": device, "served": theirs[0], "verified": mine[0]},
+                )
+            if theirs[0] == mine[0]:
+                if theirs[1] != mine[1].hex():
+                    self._fork(device, mine[0], theirs[1])
+                continue
+            got_feed = self._fetch_feed(cp, mine[0], record_keys)
+            if got_feed is None:
+                waiting.append(f"feed {device}: segments not visible yet")
+                continue
+            fetched[device] = got_feed
+        incoming = self._verify(fetched, record_keys, checkpoints, local)
+        self._cross_check(checkpoints, local, fetched)
+        changes = _changes(core, incoming)
+        rebuilt = False
+        if incoming:
+            with core.db.write() as w:
+                if core.log.heads() != local:
+                    raise Conflict("the vault changed during sync; sync again")
+                _, rebuilt = apply_incoming(core, w, incoming)
+                for cp, _, _ in checkpoints.values():
+                    _remember_in(w, self.name, cp)
+            if rebuilt:
+                core.vectors = VectorIndex(core.embedder.dim)
+        elif checkpoints:
+            with core.db.write() as w:
+                for cp, _, _ in checkpoints.values():
+                    _remember_in(w, self.name, cp)
+        return len(incoming), changes, rebuilt, tuple(waiting)
+
+    def _fork(self, device: str, seq: int, other_hash: str) -> NoReturn:
+        mine = self.core.log.entry(device, seq)
+        self._refuse(
+            "fork",
+            f"remote {self.name} serves a different entry {seq} of feed {device} than the "
+            "one this device verified",
+            {
+                "device": device,
+                "seq": seq,
+                "served_hash": other_hash,
+                "verified_hash": "" if mine is None else mine.hash(self.core.header.vault_id).hex(),
+            },
+        )
+
+    def _fetch_feed(
+        self, cp: Checkpoint, have: int, record_keys: dict[tuple[str, int], bytes]
+    ) -> list[Entry] | None:
+        """Entries of `cp`'s feed after `have`, walking segments back from its newest;
+        None if a segment or its keys are not on the remote (yet)."""
+        device = cp.device_id
+        chunks: list[tuple[Entry, ...]] = []
+        name = cp.segment
+        seen: set[str] = set()
+        while name is not None and name not in seen:
+            seen.add(name)
+            got = self._get(name)
+            keys_blob = self._get(self.keys.keys_name(name))
+            if got is None or keys_blob is None:
+                return None
+            segment = Segment.open(name, got[0], self.all_keys)
+            keys = objects.open_keys(keys_blob[0], name, self.all_keys)
+            for e in segment.entries:
+                if e.device_id != device:
+                    self._refuse(
+                        "forgery",
+                        f"segment {name} of feed {device} holds entries of {e.device_id}",
+                        {"segment": name},
+                    )
+                if e.seq in keys:
+                    record_keys[(device, e.seq)] = keys[e.seq]
+            chunks.append(segment.entries)
+            if segment.entries[0].seq <= have + 1:
+                break
+            name = segment.previous
+        entries = sorted((e for c in chunks for e in c), key=lambda e: e.seq)
+        for e in entries:
+            if e.seq <= have:
+                mine = self.core.log.entry(device, e.seq)
+                vid = self.core.header.vault_id
+                if mine is not None and mine.hash(vid) != e.hash(vid):
+                    self._fork(device, e.seq, e.hash(vid).hex())
+        return [e for e in entries if e.seq > have]
+
+    def _verify(
+        self,
+        fetched: dict[str, list[Entry]],
+        record_keys: dict[tuple[str, int], bytes],
+        checkpoints: dict[str, tuple[Checkpoint, bytes, bytes]],
+        local: dict[str, tuple[int, bytes]],
+    ) -> list[Incoming]:
+        core = self.core
+        vid = core.header.vault_id
+        decrypted: dict[tuple[str, int], dict[str, object]] = {}
+        for device, entries in fetched.items():
+            seq, prev = local.get(device, (0, ZERO_HASH))
+            for e in entries:
+                if e.seq != seq + 1:
+                    self._refuse(
+                        "gap",
+                        f"feed {device} on {self.name} skips from entry {seq} to {e.seq}",
+                        {"device": device, "after": seq, "next": e.seq},
+                    )
+                if e.prev_hash != prev:
+                    self._refuse(
+                        "fork",
+                        f"entry {e.seq} of feed {device} on {self.name} does "
+                        "not follow the entry before it",
+                        {"device": device, "seq": e.seq},
+                    )
+                key = record_keys.get((device, e.seq))
+                try:
+                    decrypted[(device, e.seq)] = core.log.decrypt(e, core.log_key, key)
+                except CryptoError:
+                    self._refuse(
+                        "altered",
+                        f"entry {e.seq} of feed {device} on {self.name} does not decrypt",
+                        {"device": device, "seq": e.seq},
+                    )
+                seq, prev = e.seq, e.hash(vid)
+            cp = checkpoints[device][0]
+            if (seq, prev.hex()) != cp.heads[device]:
+                self._refuse(
+                    "altered",
+                    f"feed {device} on {self.name} does not end where its checkpoint says",
+                    {"device": device},
+                )
+        sign_keys = self._trusted(fetched, decrypted)
+        for device, entries in fetched.items():
+            public = sign_keys.get(device)
+            if public is None:
+                self._refuse(
+                    "untrusted",
+                    f"feed {device} on {self.name} is written by a device "
+                    "this vault does not trust",
+                    {"device": device},
+                )
+            for e in entries:
+                if not oplog.verify_signature(e, vid, public):
+                    self._refuse(
+                        "forgery",
+                        f"entry {e.seq} of feed {device} on {self.name} has a bad signature",
+                        {"device": device, "seq": e.seq},
+                    )
+        for device, (cp, sig, _) in checkpoints.items():
+            public = sign_keys.get(device)
+            if public is None or not cp.verify(sig, public):
+                self._refuse(
+                    "forgery",
+                    f"the checkpoint of {device} on {self.name} is not signed "
+                    "by a device of this vault",
+                    {"device": device},
+                )
+        return [
+            Incoming(e, dict(decrypted[(d, e.seq)]), record_keys.get((d, e.seq)))
+            for d, entries in fetched.items()
+            for e in entries
+        ]
+
+    def _trusted(
+        self, fetched: dict[str, list[Entry]], decrypted: dict[tuple[str, int], dict[str, object]]
+    ) -> dict[str, bytes]:
+        """Signing keys of every device the log (with what arrived) proves is the vault's:
+        the same rule `check` applies, never a key merely found on the remote."""
+        core = self.core
+        firsts: list[Entry] = []
+        ops: list[dict[str, object] | None] = []
+        for (device,) in core.conn.execute("SELECT device_id FROM devices").fetchall():
+            e = core.log.entry(str(device), 1)
+            if e is not None:
+                firsts.append(e)
+                ops.append(core.log.decrypt(e, core.log_key))
+        for device, entries in fetched.items():
+            if entries and entries[0].seq == 1:
+                firsts.append(entries[0])
+                ops.append(decrypted[(device, 1)])
+        order = sorted(range(len(firsts)), key=lambda i: (firsts[i].hlc, firsts[i].device_id))
+        keys, _ = verify.trusted_devices(
+            [firsts[i] for i in order],
+            [ops[i] for i in order],
+            core.header.vault_id,
+        )
+        return keys
+
+    def _cross_check(
+        self,
+        checkpoints: dict[str, tuple[Checkpoint, bytes, bytes]],
+        local: dict[str, tuple[int, bytes]],
+        fetched: dict[str, list[Entry]],
+    ) -> None:
+        """Every head a checkpoint names must agree with the entry this device holds at
+        that place: otherwise someone was shown a different feed (a fork)."""
+        vid = self.core.header.vault_id
+        have: dict[tuple[str, int], str] = {}
+        for device, entries in fetched.items():
+            for e in entries:
+                have[(device, e.seq)] = e.hash(vid).hex()
+        for signer, (cp, _, _) in checkpoints.items():
+            for feed, (seq, digest) in cp.heads.items():
+                if seq == 0:
+                    continue
+                found = have.get((feed, seq))
+                if found is None and seq <= local.get(feed, (0, b""))[0]:
+                    mine = self.core.log.entry(feed, seq)
+                    found = None if mine is None else mine.hash(vid).hex()
+                if found is not None and found != digest:
+                    self._refuse(
+                        "fork",
+                        f"device {signer} saw a different entry {seq} of feed {feed} than "
+                        f"this device on {self.name}",
+                        {
+                            "signer": signer,
+                            "device": feed,
+                            "seq": seq,
+                            "theirs": digest,
+                            "ours": found,
+                        },
+                    )
+
+    def run(self) -> SyncReport:
+        """Push, then pull; see `Vault.sync`."""
+        self.ensure_root()
+        pushed = self.push()
+        pulled, changes, rebuilt, waiting = self.pull()
+        if pulled:
+            # Publish what was verified, so the other devices can cross-check it.
+            self._publish(None, None, self._own_checkpoint())
+        return SyncReport(self.name, pushed, pulled, changes, rebuilt, waiting, self.up, self.down)
+
+
+def _full_header(core: Core) -> Header:
+    """The header with the vault key wrapped to every device the log knows, and the
+    recovery identity's copy taken from this device's header."""
+    ad = header_ad(core.header.vault_id, core.header.epoch)
+    stanzas = [s for s in core.header.stanzas if s.kind == "recovery"]
+    for (pub,) in core.conn.execute("SELECT wrap_pub FROM devices ORDER BY device_id"):
+        key = X25519PublicKey.from_public_bytes(bytes(pub))
+        stanzas.append(wrap.wrap_key(core.vault_key, key, kind="device", ad=ad))
+    return replace(core.header, stanzas=tuple(stanzas))
+
+
+def _remember_in(conn: apsw.Connection, remote: str, cp: Checkpoint) -> None:
+    conn.execute(
+        "INSERT INTO sync_seen(remote, device_id, version, digest) VALUES(?,?,?,?) "
+        "ON CONFLICT(remote, device_id) DO UPDATE SET version=excluded.version, "
+        "digest=excluded.digest WHERE excluded.version >= sync_seen.version",
+        (remote, cp.device_id, cp.version, cp.digest()),
+    )
+
+
+def _changes(core: Core, incoming: list[Incoming]) -> tuple[FeedChange, ...]:
+    by_device: dict[str, Counter[str]] = {}
+    names: dict[str, str | None] = {}
+    for item in incoming:
+        counts = by_device.setdefault(item.entry.device_id, Counter())
+        counts["entries"] += 1
+        kind = item.op.get("op")
+        counts[
+            {
+                "add_memory": "added",
+                "edit_memory": "updated",
+                "set_status": "updated",
+                "forget_memory": "forgotten",
+                "add_source": "conversations",
+            }.get(str(kind), "")
+        ] += 1
+        if kind == "add_device":
+            names[item.entry.device_id] = item.op.get("name")
+    for device, name in core.conn.execute("SELECT device_id, name FROM devices"):
+        names.setdefault(str(device), None if name is None else str(name))
+    return tuple(
+        FeedChange(
+            d,
+            names.get(d),
+            c["entries"],
+            c["added"],
+            c["updated"],
+            c["forgotten"],
+            c["conversations"],
+        )
+        for d, c in sorted(by_device.items())
+    )

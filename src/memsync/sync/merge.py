@@ -1,0 +1,97 @@
+"""Bringing verified entries of other devices into this vault, so every device converges.
+
+The state is a function of the set of entries: replay in (clock, device, seq) order. New
+entries that all come after everything here are applied in that order on top; when some
+come earlier (another device wrote while this one did), the state is rebuilt from the
+whole log in that order. Both happen inside the caller's write transaction, so a vault
+holds the old state or the new one, never half of it. Vectors are derived, not synced:
+a rebuild keeps every vector whose text is unchanged and embeds only the new texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+import numpy as np
+
+from memsync.core import Core
+from memsync.index.vectors import embed_items, embed_texts, texts_to_embed
+from memsync.log.oplog import Entry
+from memsync.store import state
+
+__all__ = ["Incoming", "apply_incoming"]
+
+# The tables that hold the state the log determines (not the log, keys or settings).
+_STATE_TABLES = (
+    "disclosed",
+    "disclosures",
+    "apps",
+    "bio",
+    "provenance",
+    "memory_tags",
+    "items",
+    "messages",
+    "sources",
+    "memories",
+    "devices",
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A verified entry of another device, its operation and the key that opened it."""
+
+    entry: Entry
+    op: dict[str, Any]
+    record_key: bytes | None
+
+
+def _order(e: Entry) -> tuple[int, str, int]:
+    return (e.hlc, e.device_id, e.seq)
+
+
+def apply_incoming(
+    core: Core, conn: apsw.Connection, incoming: Sequence[Incoming]
+) -> tuple[state.IndexChange, bool]:
+    """Store `incoming` in the log and bring the state up to date; returns what changed
+    in the index and whether the state was rebuilt. Inside a write transaction."""
+    last = core.log.last()
+    ordered = sorted(incoming, key=lambda i: _order(i.entry))
+    for item in ordered:
+        core.log.store(item.entry, item.record_key)
+    if ordered:
+        core.log.clock.observe(max(i.entry.hlc for i in ordered))
+    if last is None or all(_order(i.entry) > last for i in ordered):
+        ops = [i.op for i in ordered]
+        known = embed_texts(core.embedder, texts_to_embed(ops))
+        added: list[int] = []
+        removed: list[int] = []
+        updated: list[int] = []
+        for op in ops:
+            change = state.apply(conn, op)
+            added += change.added
+            removed += change.removed
+            updated += change.updated
+        embed_items(conn, core.embedder, added, known)
+        return state.IndexChange(tuple(added), tuple(removed), tuple(updated)), False
+    return _rebuild(core, conn), True
+
+
+def _rebuild(core: Core, conn: apsw.Connection) -> state.IndexChange:
+    # Vectors of texts that survive the rebuild are kept: embedding is the slow part.
+    kept = {
+        str(text): np.frombuffer(bytes(vec), dtype=np.float32)
+        for text, vec in conn.execute("SELECT text, vec FROM items WHERE vec IS NOT NULL")
+    }
+    for table in _STATE_TABLES:
+        conn.execute(f"DELETE FROM {table}")
+    ops = [core.log.decrypt(e, core.log_key) for e in core.log.entries()]
+    for op in ops:
+        state.apply(conn, op)
+    conn.execute("UPDATE counters SET value=value+1 WHERE name='memories'")
+    rowids = [int(r[0]) for r in conn.execute("SELECT rowid FROM items")]
+    embed_items(conn, core.embedder, rowids, kept)
+    return state.IndexChange(added=tuple(rowids))

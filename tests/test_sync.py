@@ -1,0 +1,189 @@
+"""Sync between devices of one vault through remotes that see only ciphertext: a folder
+and the in-memory twin here (S3 in test_sync_s3.py). Devices are real vaults in their
+own homes; the second one is restored from the remote with the recovery phrase."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import PASSPHRASE, create_vault
+from memsync.crypto.device import FAST_KDF
+from memsync.errors import BadRecoveryPhrase, RemoteError, SyncRefused, UsageError
+from memsync.index.embed import HashEmbedder
+from memsync.model import Memory, SearchFilters, Status
+from memsync.sync import service
+from memsync.sync.remote import Conflict, FolderRemote, MemoryRemote
+from memsync.vault import Vault
+
+
+@dataclass
+class Pair:
+    a: Vault
+    b: Vault
+    phrase: str
+    url: str
+
+
+def digest(v: Vault) -> str:
+    return v.check().state_digest
+
+
+def restore(home: Path, url: str, phrase: str) -> Vault:
+    return Vault.recover(
+        home, phrase, PASSPHRASE, kdf=FAST_KDF, embedder=HashEmbedder(), from_url=url
+    )
+
+
+@pytest.fixture
+def pair(fast_dir: Path) -> Iterator[Pair]:
+    made = create_vault(fast_dir / "a", device_name="laptop")
+    a = made.vault
+    a.add("Prefers short answers without bullet points")
+    url = str(fast_dir / "remote")
+    a.remotes.add("usb", url)
+    a.sync("usb")
+    b = restore(fast_dir / "b", url, made.recovery_phrase)
+    try:
+        yield Pair(a, b, made.recovery_phrase, url)
+    finally:
+        a.close()
+        b.close()
+
+
+def texts(v: Vault) -> set[str]:
+    return {m.text for m in v.list(limit=None).items}
+
+
+def every_memory(v: Vault) -> list[Memory]:
+    return list(v.list(SearchFilters(statuses=tuple(Status)), limit=None).items)
+
+
+def test_a_restored_device_has_everything_and_both_converge(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    assert texts(b) == {"Prefers short answers without bullet points"}
+    b.add("Flying to Lisbon on 12 March")
+    b.sync()
+    report = a.sync("usb")[0]
+    assert report.pulled >= 2
+    assert any(c.added == 1 for c in report.changes)
+    assert texts(a) == texts(b)
+    assert [h.memory.text for h in a.search("Lisbon trip")][:1] == ["Flying to Lisbon on 12 March"]
+    b.sync()
+    assert digest(a) == digest(b)
+    assert a.check().ok and b.check().ok
+
+
+def test_concurrent_edits_keep_both_versions_and_agree(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    m = a.list().items[0]
+    a.edit(m.id, text="Prefers short answers")
+    b.edit(m.id, text="Prefers answers in two sentences")
+    a.sync()
+    b.sync()
+    a.sync()
+    assert digest(a) == digest(b)
+    active = list(a.list(limit=None).items)
+    assert len(active) == 1
+    history = [x.text for x in a.history(active[0].id)]
+    assert "Prefers short answers" in history and "Prefers answers in two sentences" in history
+    assert a.check().ok and b.check().ok
+
+
+def test_forgetting_wins_over_an_edit_that_had_not_seen_it(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    m = a.list().items[0]
+    a.forget(m.id)
+    b.edit(m.id, text="Prefers short answers, really")
+    b.sync()
+    a.sync()
+    b.sync()
+    for v in (a, b):
+        assert all(x.status is Status.FORGOTTEN for x in every_memory(v))
+        assert "really" not in " ".join(texts(v))
+    assert digest(a) == digest(b)
+
+
+def test_sync_is_idempotent(pair: Pair) -> None:
+    first = pair.a.sync()[0]
+    again = pair.a.sync()[0]
+    assert (again.pushed, again.pulled) == (0, 0)
+    assert first.pulled >= 0
+
+
+def test_a_remote_that_rolls_back_is_refused_and_nothing_changes(fast_dir: Path) -> None:
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    remote = MemoryRemote()
+    a.remotes.add("mem", "/unused", probe=False)
+    a.add("first")
+    service.sync(a.core, "mem", remote=remote)
+    old = dict(remote.objects)
+    a.add("second")
+    service.sync(a.core, "mem", remote=remote)
+    remote.objects.clear()
+    remote.objects.update(old)
+    before = digest(a)
+    with pytest.raises(SyncRefused, match=r"\(rollback\)"):
+        service.sync(a.core, "mem", remote=remote)
+    assert digest(a) == before
+    assert a.remotes.evidence()
+    a.close()
+
+
+def test_bad_inputs(fast_dir: Path, pair: Pair) -> None:
+    with pytest.raises(BadRecoveryPhrase):
+        other = create_vault(fast_dir / "other")
+        restore(fast_dir / "c", pair.url, other.recovery_phrase)
+    other.vault.close()
+    assert not (fast_dir / "c" / "vault.json").exists()
+    with pytest.raises(RemoteError, match="another vault"):
+        other = Vault.open(fast_dir / "other", PASSPHRASE, embedder=HashEmbedder())
+        try:
+            other.remotes.add("usb", pair.url)
+        finally:
+            other.close()
+    with pytest.raises(UsageError):
+        pair.a.remotes.add("usb", pair.url)
+    with pytest.raises(RemoteError):
+        pair.a.remotes.add("weird", "ftp://example.com/x")
+
+
+def test_nothing_readable_on_the_remote(fast_dir: Path) -> None:
+    canary = "CANARY-7f3a9d"
+    made = create_vault(fast_dir / "a", device_name=f"laptop {canary}")
+    a = made.vault
+    a.add(f"My secret is {canary}")
+    a.add_app(f"app-{canary[:6].lower()}")
+    url = fast_dir / "remote"
+    a.remotes.add("usb", str(url))
+    a.sync()
+    vid = a.header.vault_id
+    blobs = [p.read_bytes() for p in url.rglob("*") if p.is_file()]
+    names = [str(p.relative_to(url)) for p in url.rglob("*")]
+    assert blobs
+    for needle in (canary, vid, a.device.device_id, "laptop"):
+        for enc in ("utf-8", "utf-16-le", "utf-16-be"):
+            raw = needle.encode(enc)
+            assert not any(raw in b for b in blobs), needle
+        assert not any(needle in n for n in names)
+    a.close()
+
+
+def test_folder_remote_protocol(tmp_path: Path) -> None:
+    for remote in (FolderRemote(tmp_path / "f"), MemoryRemote()):
+        name = "s/" + "ab" * 20
+        assert remote.get(name) is None
+        assert remote.create(name, b"one")
+        assert not remote.create(name, b"two")
+        blob = remote.get(name)
+        assert blob is not None and blob.data == b"one"
+        remote.replace(name, b"three", blob.tag)
+        with pytest.raises(Conflict):
+            remote.replace(name, b"four", blob.tag)
+        assert remote.list("s/") == [name]
+        remote.delete(name)
+        assert remote.get(name) is None
