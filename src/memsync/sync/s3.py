@@ -110,7 +110,9 @@ class S3Remote(Remote):
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data, **extra)
         except Exception as exc:
-            if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            # If-Match on an object that is gone answers 404 (NoSuchKey): it changed too.
+            conflict = ("PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey")
+            if self._code(exc) in conflict:
                 raise Conflict(f"object {name} changed while it was being replaced") from None
             raise self._fail(exc, "writing") from None
 
