@@ -114,24 +114,31 @@ def test_sync_is_idempotent(pair: Pair) -> None:
     assert first.pulled >= 0
 
 
-def test_a_remote_that_rolls_back_is_refused_and_nothing_changes(fast_dir: Path) -> None:
-    made = create_vault(fast_dir / "a")
-    a = made.vault
-    remote = MemoryRemote()
-    a.remotes.add("mem", "/unused", probe=False)
-    a.add("first")
-    service.sync(a.core, "mem", remote=remote)
-    old = dict(remote.objects)
+def test_a_remote_that_rolls_back_is_refused_and_nothing_changes(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    folder = Path(pair.url)
+    old = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     a.add("second")
-    service.sync(a.core, "mem", remote=remote)
-    remote.objects.clear()
-    remote.objects.update(old)
-    before = digest(a)
+    a.sync()
+    b.sync()
+    # The storage goes back to what it held before "second" (a restored backup, say).
+    for p in folder.rglob("*"):
+        if p.is_file() and p not in old:
+            p.unlink()
+    for p, data in old.items():
+        p.write_bytes(data)
+    before = digest(b)
     with pytest.raises(SyncRefused, match=r"\(rollback\)"):
-        service.sync(a.core, "mem", remote=remote)
-    assert digest(a) == before
-    assert a.remotes.evidence()
-    a.close()
+        b.sync()
+    assert digest(b) == before
+    # Both were rolled back: b's own checkpoint (pushed again) and a's feed (refused).
+    assert {e.what for e in b.remotes.evidence()} == {"rollback"}
+    # The device whose feed it rolled back pushes it again, and says so.
+    report = a.sync()[0]
+    assert any("pushed again" in w for w in report.waiting)
+    assert {e.what for e in a.remotes.evidence()} == {"rollback"}
+    b.sync()
+    assert digest(a) == digest(b)
 
 
 def test_bad_inputs(fast_dir: Path, pair: Pair) -> None:

@@ -17,6 +17,7 @@ yet (a listing that lags, a segment still on its way) is left for the next sync.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from memsync import codec
 from memsync.core import Core
 from memsync.crypto import wrap
-from memsync.errors import CryptoError, RemoteError, SyncRefused
+from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefused
 from memsync.index.vectors import VectorIndex
 from memsync.log import oplog, verify
 from memsync.log.oplog import ZERO_HASH, Entry
@@ -84,6 +85,8 @@ class Syncer:
         self.all_keys = [self.keys]
         self.up = 0
         self.down = 0
+        self.repaired: list[str] = []
+        self.published: Checkpoint | None = None  # this device's checkpoint, as it now is
 
     # Remote I/O, counted.
 
@@ -97,6 +100,30 @@ class Syncer:
     def _create(self, name: str, data: bytes) -> None:
         self.up += len(data)
         self.remote.create(name, data)
+
+    def _upload(self, name: str, data: bytes, overwrite: bool) -> None:
+        """Write an object and read it back: a checkpoint may only point at what the
+        remote is seen to hold whole (a store may drop or cut a write and say nothing)."""
+        for _ in range(3):
+            if overwrite:
+                try:
+                    self._replace(name, data)
+                except Conflict:
+                    continue
+            else:
+                self._create(name, data)
+            got = self.remote.get(name)
+            if got is not None and got.data == data:
+                return
+            if got is not None and not overwrite:
+                # A damaged copy sits under the name: replace it with the right bytes.
+                with contextlib.suppress(Conflict):
+                    self.up += len(data)
+                    self.remote.replace(name, data, got.tag)
+                    again = self.remote.get(name)
+                    if again is not None and again.data == data:
+                        return
+        raise RemoteUnreachable(f"remote {self.name} did not keep object {name} whole")
 
     def _replace(self, name: str, data: bytes) -> None:
         # Conditional on what is there now: two processes of one device pushing at once
@@ -136,13 +163,12 @@ class Syncer:
     def push(self) -> int:
         core = self.core
         own = core.device.device_id
-        conn = core.conn
-        row = conn.execute(
+        remote_cp = self._own_checkpoint()
+        row = core.conn.execute(
             "SELECT seq, segment FROM sync_pushed WHERE remote=? ORDER BY seq DESC LIMIT 1",
             (self.name,),
         ).fetchone()
         pushed, previous = (0, None) if row is None else (int(row[0]), str(row[1]))
-        remote_cp = self._own_checkpoint()
         if remote_cp is not None and remote_cp.heads.get(own, (0, ""))[0] > pushed:
             # An earlier push got the checkpoint out but crashed before recording it.
             pushed = remote_cp.heads[own][0]
@@ -163,8 +189,9 @@ class Syncer:
             record_keys = {
                 e.seq: k for e in chunk if (k := core.log.record_key(own, e.seq)) is not None
             }
-            self._replace_keys(seg_name, objects.seal_keys(self.keys, seg_name, record_keys))
-            self._create(seg_name, blob)
+            keys_blob = objects.seal_keys(self.keys, seg_name, record_keys)
+            self._upload(self.keys.keys_name(seg_name), keys_blob, overwrite=True)
+            self._upload(seg_name, blob, overwrite=False)
             first_seq = chunk[0].seq
             with core.db.write() as w:
                 w.execute(
@@ -178,31 +205,36 @@ class Syncer:
         self._publish(previous, first_seq if entries else None, remote_cp)
         return total
 
-    def _replace_keys(self, name: str, blob: bytes) -> None:
-        self._replace(self.keys.keys_name(name), blob)
-
     def _own_checkpoint(self) -> Checkpoint | None:
+        """This device's checkpoint as the remote serves it, or None if it has none or
+        one this device cannot stand by: then the remote lost or damaged what this device
+        published, which is kept as evidence, and the whole feed is pushed again."""
         own = self.core.device.device_id
-        got = self._get(self.keys.checkpoint_name(own))
+        name = self.keys.checkpoint_name(own)
+        got = self._get(name)
+        seen = self._seen(own)
+        problem: str | None = None
+        cp: Checkpoint | None = None
         if got is None:
-            seen = self._seen(own)
             if seen is not None:
-                self._refuse(
-                    "rollback",
-                    f"remote {self.name} no longer has this device's checkpoint "
-                    f"(version {seen[0]} was published)",
-                    {"device": own, "version": seen[0]},
-                )
-            return None
-        cp, sig = Checkpoint.open(self.keys.checkpoint_name(own), got[0], self.all_keys)
-        if not cp.verify(sig, self.core.device.sign_public.public_bytes_raw()):
-            self._refuse(
-                "forgery",
-                f"this device's checkpoint on {self.name} has a bad signature",
-                {"checkpoint": base64.b64encode(got[0]).decode()},
-            )
-        self._check_against_seen(cp, got[0])
-        return cp
+                problem = f"no longer has this device's checkpoint (version {seen[0]})"
+        else:
+            try:
+                cp, sig = Checkpoint.open(name, got[0], self.all_keys)
+                if not cp.verify(sig, self.core.device.sign_public.public_bytes_raw()):
+                    problem = "serves this device's checkpoint with a bad signature"
+                elif seen is not None and cp.version < seen[0]:
+                    problem = f"serves version {cp.version} of this device's checkpoint, "
+                    problem += f"which published version {seen[0]}"
+            except SyncRefused as exc:
+                problem = f"serves a damaged checkpoint of this device ({exc})"
+        if problem is None:
+            return cp
+        self._evidence("rollback", f"remote {self.name} {problem}", {"device": own})
+        self.repaired.append(f"remote {self.name} {problem}: this device's feed was pushed again")
+        with self.core.db.write() as w:
+            w.execute("DELETE FROM sync_pushed WHERE remote=?", (self.name,))
+        return None
 
     def _publish(
         self, segment: str | None, first: int | None, remote_cp: Checkpoint | None
@@ -211,6 +243,7 @@ class Syncer:
         own = core.device.device_id
         heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
         if remote_cp is not None and remote_cp.heads == heads:
+            self.published = remote_cp
             return  # nothing new to say
         if segment is None and remote_cp is not None:
             segment, first = remote_cp.segment, remote_cp.segment_first
@@ -226,8 +259,9 @@ class Syncer:
             segment_first=first or 0,
         )
         blob = cp.seal(self.keys, core.device)
-        self._replace(self.keys.checkpoint_name(own), blob)
+        self._upload(self.keys.checkpoint_name(own), blob, overwrite=True)
         self._remember(cp)
+        self.published = cp
 
     # What this device has seen.
 
@@ -267,6 +301,13 @@ class Syncer:
             )
 
     def _refuse(self, what: str, message: str, detail: dict[str, object]) -> NoReturn:
+        self._evidence(what, message, detail)
+        raise SyncRefused(
+            f"sync refused ({what}): {message}; nothing changed here, and "
+            "`memsync sync --evidence` shows the proof"
+        )
+
+    def _evidence(self, what: str, message: str, detail: dict[str, object]) -> None:
         with self.core.db.write() as w:
             w.execute(
                 "INSERT INTO sync_evidence(remote, at, what, detail) VALUES(?,?,?,?)",
@@ -277,10 +318,6 @@ class Syncer:
                     json.dumps({"message": message, **detail}, sort_keys=True),
                 ),
             )
-        raise SyncRefused(
-            f"sync refused ({what}): {message}; nothing changed here, and "
-            "`memsync sync --evidence` shows the proof"
-        )
 
     # Pull.
 
@@ -538,8 +575,9 @@ class Syncer:
         pulled, changes, rebuilt, waiting = self.pull()
         if pulled:
             # Publish what was verified, so the other devices can cross-check it.
-            self._publish(None, None, self._own_checkpoint())
-        return SyncReport(self.name, pushed, pulled, changes, rebuilt, waiting, self.up, self.down)
+            self._publish(None, None, self.published)
+        notes = (*self.repaired, *waiting)
+        return SyncReport(self.name, pushed, pulled, changes, rebuilt, notes, self.up, self.down)
 
 
 def _full_header(core: Core) -> Header:
