@@ -66,6 +66,8 @@ from memsync.sync.engine import Progress as SyncProgress
 from memsync.sync.engine import SyncReport
 
 Synced = list[SyncReport]
+ShowCode = Callable[[str], None]
+Home = str | Path | None
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,6 @@ class NewVault:
 
     vault: Vault
     recovery_phrase: str
-
-
-def _summarizer_for(stored: str | None) -> Summarizer:
-    return config.summarizer_for(config.decode(stored))
 
 
 class Vault:
@@ -92,7 +90,7 @@ class Vault:
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._profiles = ProfileKeeper(core, _summarizer_for)
+        self._profiles = ProfileKeeper(core, lambda s: config.summarizer_for(config.decode(s)))
 
     # The core's parts, for tools, tests and benchmarks.
 
@@ -172,10 +170,8 @@ class Vault:
         device_secret: bytes | None = None,
         embedder: Embedder | None = None,
     ) -> Vault:
-        """Unlock an existing vault with the passphrase (or a remembered device secret).
-
-        Nothing is written unless the unlock succeeds.
-        """
+        """Unlock an existing vault with the passphrase (or a remembered device secret);
+        nothing is written unless the unlock succeeds."""
         return cls(
             lifecycle.open_vault(home, passphrase, device_secret=device_secret, embedder=embedder)
         )
@@ -191,19 +187,23 @@ class Vault:
         embedder: Embedder | None = None,
         from_url: str | None = None,
     ) -> Vault:
-        """Open the vault with its recovery phrase and enrol this device anew.
-
-        The old device key is replaced by a fresh one, sealed with `new_passphrase` and
-        endorsed in the log by the recovery key. `from_url` restores from a remote alone.
-        """
+        """Open the vault with its recovery phrase and enrol this device anew: a fresh
+        key sealed with `new_passphrase`, endorsed in the log by the recovery key.
+        `from_url` restores the vault from a remote alone."""
         args = (home, recovery_phrase, new_passphrase)
         if from_url is not None:
             return cls(sync_service.restore(from_url, *args, kdf=kdf, embedder=embedder))
         return cls(lifecycle.recover(*args, kdf=kdf, embedder=embedder))
 
+    @classmethod
+    def join(cls, url: str, home: Home, passphrase: str, show_code: ShowCode, **kw: Any) -> Vault:
+        """Join the vault on remote `url` as a new device: `show_code(words)` gets the
+        safety code to compare, and this returns once a device already in approves."""
+        return cls(sync_service.join(url, home, passphrase, show_code=show_code, **kw))
+
     @property
     def remotes(self) -> sync_service.Remotes:
-        """This device's remotes: `add(name, url)`, `list()`, `remove(name)`, `evidence()`."""
+        """This device's remotes and the vault's devices (`add`, `list`, `devices`, …)."""
         return sync_service.Remotes(self.core)
 
     def sync(self, remote: str | None = None, progress: SyncProgress | None = None) -> Synced:

@@ -120,6 +120,7 @@ def _register() -> None:
         apps.disclosures,
         sync.remote,
         sync.sync,
+        sync.device,
         serve.serve,
         mcp.mcp,
         demo.demo,

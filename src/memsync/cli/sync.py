@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from urllib.parse import urlencode
 
 import click
@@ -11,10 +12,18 @@ from rich.table import Table
 
 from memsync.cli.options import json_option
 from memsync.cli.output import console, print_json, progress_bar
-from memsync.cli.unlock import open_vault
+from memsync.cli.unlock import (
+    NEW_PASSPHRASE_ENV,
+    ask_new_passphrase,
+    kdf_params,
+    open_vault,
+    vault_paths,
+    warn_if_test_kdf,
+)
 from memsync.codec import from_ms
-from memsync.errors import UsageError
+from memsync.errors import UsageError, VaultExists
 from memsync.sync.engine import SyncReport
+from memsync.vault import Vault
 
 
 @click.group()
@@ -137,3 +146,101 @@ def sync(name: str | None, evidence: bool, as_json: bool) -> None:
     for r in reports:
         for line in _describe(r):
             click.echo(line)
+
+
+@click.group()
+def device() -> None:
+    """The devices of this vault: join one, approve one, list them.
+
+    Example: memsync device list
+    """
+
+
+@device.command("join")
+@click.argument("url")
+@click.option("--name", help="A name for this device (default: the host name).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for a device to approve.",
+)
+def device_join(url: str, name: str | None, timeout: float) -> None:
+    """Join the vault on a remote as a new device (on a machine that has no vault).
+
+    Shows a safety code; on a device already in, `memsync device approve` shows the same
+    six words, and the person types them there. Asks for this device's passphrase first
+    (or reads $MEMSYNC_NEW_PASSPHRASE).
+
+    Example: memsync device join s3://my-bucket/memsync --name phone
+    """
+    paths = vault_paths()
+    if paths.header.exists() or paths.database.exists():
+        raise VaultExists(f"a vault already exists at {paths.home}")
+    passphrase = ask_new_passphrase(NEW_PASSPHRASE_ENV)
+
+    def show(code: str) -> None:
+        click.echo(f"safety code: {code}")
+        click.echo("check that the approving device shows the same words, and type them there")
+
+    click.echo("waiting for a device to approve (run `memsync device approve` on one) ...")
+    with Vault.join(
+        url,
+        paths.home,
+        passphrase,
+        show,
+        kdf=kdf_params(),
+        name=name or socket.gethostname(),
+        timeout=timeout,
+    ) as vault:
+        warn_if_test_kdf()
+        click.echo(
+            f"joined vault {vault.header.vault_id} as {vault.device.device_id}: "
+            f"{vault.info().memories} memories; it syncs with remote 'origin'"
+        )
+
+
+@device.command("approve")
+@click.option("--remote", "remote_name", help="The remote the new device joins (if several).")
+@click.option("--code", help="The six words the new device shows (else asked for).")
+def device_approve(remote_name: str | None, code: str | None) -> None:
+    """Let in the device that is waiting to join, once its safety code matches.
+
+    Example: memsync device approve
+    """
+    from memsync.sync.pairing import normalize_code
+
+    def confirm(expected: str) -> bool:
+        click.echo(f"safety code here: {expected}")
+        typed = code if code is not None else click.prompt("Type the words the new device shows")
+        return normalize_code(typed) == normalize_code(expected)
+
+    with open_vault() as vault:
+        request = vault.remotes.approve(confirm, remote_name)
+    click.echo(f"approved device {request.device_id}: it now receives the vault")
+
+
+@device.command("list")
+@json_option
+def device_list(as_json: bool) -> None:
+    """List the vault's devices, who let each in, and when each last wrote.
+
+    Example: memsync device list
+    """
+    with open_vault() as vault:
+        devices = vault.remotes.devices()
+    if as_json:
+        print_json([dataclasses.asdict(d) for d in devices])
+        return
+    table = Table("device", "name", "enrolled", "by", "last seen")
+    for d in devices:
+        seen = "-" if d.last_seen is None else from_ms(d.last_seen).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            d.device_id + (" (this one)" if d.this_device else ""),
+            d.name or "-",
+            from_ms(d.added_at).strftime("%Y-%m-%d %H:%M"),
+            d.enrolled_by,
+            seen,
+        )
+    console().print(table)

@@ -5,6 +5,7 @@ log alone, compared by digest with the live state. `Vault.check` calls `check`."
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -96,19 +97,31 @@ def check(
 
 
 def trusted_devices(
-    entries: list[oplog.Entry], ops: list[dict[str, Any] | None], vault_id: str
+    entries: list[oplog.Entry],
+    ops: list[dict[str, Any] | None],
+    vault_id: str,
+    enrolled: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[dict[str, bytes], list[LogProblem]]:
     """Signing keys of the devices the log proves belong to this vault.
 
     The genesis device declares the recovery key; any later device must carry an
-    endorsement by it. A device's declaration must be the first entry of its feed.
-    `ops[i]` is the decrypted operation of `entries[i]`, or None if it did not decrypt.
+    endorsement by it, or have been enrolled (`enrol_device`, after pairing) by a device
+    already trusted. A device's declaration must be the first entry of its feed.
+    `ops[i]` is the decrypted operation of `entries[i]`, or None if it did not decrypt;
+    `enrolled` holds enrolments already verified (device → (wrap_pub, sign_pub) base64).
     """
     keys: dict[str, bytes] = {}
     problems: list[LogProblem] = []
     recovery_pub: bytes | None = None
+    enrolled = dict(enrolled or {})
     for e, op in zip(entries, ops, strict=True):
-        if op is None or op.get("op") != "add_device":
+        if op is None:
+            continue
+        if op.get("op") == "enrol_device" and e.device_id in keys:
+            with contextlib.suppress(KeyError, TypeError):
+                enrolled[str(op["device_id"])] = (str(op["wrap_pub"]), str(op["sign_pub"]))
+            continue
+        if op.get("op") != "add_device":
             continue
         where = f"feed {e.device_id} entry {e.seq}"
         try:
@@ -117,6 +130,8 @@ def trusted_devices(
                 continue
             if recovery_pub is None and "recovery_sign_pub" in op and not keys:
                 recovery_pub = base64.b64decode(op["recovery_sign_pub"], validate=True)
+            elif enrolled.get(e.device_id) == (op["wrap_pub"], op["sign_pub"]):
+                pass  # let in by a trusted device after the person compared safety codes
             elif recovery_pub is None or not verify_endorsement(recovery_pub, op, vault_id):
                 problems.append(LogProblem(where, "device not endorsed by the recovery key"))
                 continue

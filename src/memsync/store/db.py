@@ -186,6 +186,14 @@ END;
 -- may change a memory or the bio (the profile is rebuilt when it moves).
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters(name, value) VALUES ('memories', 0);
+-- Devices let in by another device after pairing (the `enrol_device` operation).
+CREATE TABLE IF NOT EXISTS enrolments(
+    device_id TEXT PRIMARY KEY,
+    wrap_pub TEXT NOT NULL,
+    sign_pub TEXT NOT NULL,
+    by_device TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 -- Each log entry's own random key (its record key): the entry's operation is sealed
 -- under it, so a record can later be shredded by forgetting one key. Entries written
 -- before schema 5 have none and open with the epoch's log key.

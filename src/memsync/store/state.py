@@ -179,7 +179,7 @@ def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> li
 
 
 # Operations that change neither memories nor the bio (the profile's inputs).
-_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app", "add_device"})
+_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app", "add_device", "enrol_device"})
 
 
 def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
@@ -198,6 +198,13 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
                 op.get("name"),
                 int(op["at"]),
             ),
+        )
+        return IndexChange()
+    if kind == "enrol_device":
+        conn.execute(
+            "INSERT OR IGNORE INTO enrolments(device_id, wrap_pub, sign_pub, by_device, at) "
+            "VALUES(?,?,?,?,?)",
+            (op["device_id"], op["wrap_pub"], op["sign_pub"], op["by"], int(op["at"])),
         )
         return IndexChange()
     if kind == "add_memory":
@@ -478,6 +485,7 @@ _DIGEST_QUERIES = (
     "ORDER BY id",
     "SELECT source_id, idx, role, content, ts, name, start FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
+    "SELECT device_id, wrap_pub, sign_pub, by_device, at FROM enrolments ORDER BY device_id",
     "SELECT name, token_hash, scope, rate_per_minute, created_at, revoked_at FROM apps "
     "ORDER BY name",
     "SELECT id, app, at, action, query FROM disclosures ORDER BY id",

@@ -153,7 +153,7 @@ class Syncer:
                     return
             except (SyncRefused, CryptoError):
                 pass  # not addressed to this device yet: it is rewritten below
-        header = _full_header(core)
+        header = full_header(core)
         blob = objects.seal_root(header.to_bytes(), core.recovery_wrap_pub(), recipients)
         self.up += len(blob)
         self.remote.replace(name, blob, None if current is None else current.tag)
@@ -522,14 +522,18 @@ class Syncer:
                 firsts.append(e)
                 ops.append(core.log.decrypt(e, core.log_key))
         for device, entries in fetched.items():
-            if entries and entries[0].seq == 1:
-                firsts.append(entries[0])
-                ops.append(decrypted[(device, 1)])
-        order = sorted(range(len(firsts)), key=lambda i: (firsts[i].hlc, firsts[i].device_id))
+            for e in entries:  # their declarations, and the devices they enrol
+                firsts.append(e)
+                ops.append(decrypted[(device, e.seq)])
+        order = sorted(
+            range(len(firsts)), key=lambda i: (firsts[i].hlc, firsts[i].device_id, firsts[i].seq)
+        )
+        enrolled = {
+            str(d): (str(w), str(s))
+            for d, w, s in core.conn.execute("SELECT device_id, wrap_pub, sign_pub FROM enrolments")
+        }
         keys, _ = verify.trusted_devices(
-            [firsts[i] for i in order],
-            [ops[i] for i in order],
-            core.header.vault_id,
+            [firsts[i] for i in order], [ops[i] for i in order], core.header.vault_id, enrolled
         )
         return keys
 
@@ -580,7 +584,7 @@ class Syncer:
         return SyncReport(self.name, pushed, pulled, changes, rebuilt, notes, self.up, self.down)
 
 
-def _full_header(core: Core) -> Header:
+def full_header(core: Core) -> Header:
     """The header with the vault key wrapped to every device the log knows, and the
     recovery identity's copy taken from this device's header."""
     ad = header_ad(core.header.vault_id, core.header.epoch)

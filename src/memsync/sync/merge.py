@@ -37,6 +37,7 @@ _STATE_TABLES = (
     "sources",
     "memories",
     "devices",
+    "enrolments",
 )
 
 

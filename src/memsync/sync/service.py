@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from memsync import codec
 from memsync.core import Core, db_key
 from memsync.crypto import phrase, wrap
-from memsync.crypto.device import KdfParams, check_passphrase_strength, generate_device, seal_device
+from memsync.crypto.device import (
+    DeviceKeys,
+    KdfParams,
+    check_passphrase_strength,
+    generate_device,
+    seal_device,
+)
 from memsync.errors import (
     BadRecoveryPhrase,
     CryptoError,
@@ -31,11 +40,12 @@ from memsync.errors import (
 from memsync.index.embed import Embedder
 from memsync.index.embedders import embedder_for
 from memsync.lifecycle import database_for, device_op
+from memsync.log.oplog import hlc_millis
 from memsync.log.verify import endorsement
 from memsync.store import db
 from memsync.store.files import Header, VaultPaths, default_home, header_ad, write_atomic
-from memsync.sync import objects
-from memsync.sync.engine import Progress, Syncer, SyncReport
+from memsync.sync import objects, pairing
+from memsync.sync.engine import Progress, Syncer, SyncReport, full_header
 from memsync.sync.remote import Conflict, Remote
 from memsync.sync.urls import normalize_url, open_remote
 
@@ -43,6 +53,7 @@ __all__ = ["Evidence", "RemoteInfo", "Remotes", "restore", "sync"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 _RETRIES = 3
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,18 @@ class RemoteInfo:
     name: str
     url: str
     added_at: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device of the vault, as `memsync device list` shows it."""
+
+    device_id: str
+    name: str | None
+    added_at: int
+    enrolled_by: str  # a device id, "genesis" or "recovery phrase"
+    last_seen: int | None  # the clock of its newest entry here (ms)
+    this_device: bool
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,46 @@ class Remotes:
             for table in ("remotes", "sync_pushed", "sync_seen", "sync_segments"):
                 column = "name" if table == "remotes" else "remote"
                 conn.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+
+    def approve(
+        self, confirm: Callable[[str], bool], remote: str | None = None, name: str | None = None
+    ) -> pairing.Request:
+        """Let in the device waiting on `remote` if `confirm(safety_code)` is true (the
+        person saw the same six words on it); see `memsync device approve`."""
+        return approve(self.core, remote, confirm, name)
+
+    def devices(self) -> builtins.list[DeviceInfo]:
+        """Every device of the vault: its name, when and by whom it was let in, and when
+        this device last heard from it."""
+        core = self.core
+        enrolled = {
+            str(d): str(b)
+            for d, b in core.conn.execute("SELECT device_id, by_device FROM enrolments")
+        }
+        out = []
+        for device, name, added in core.conn.execute(
+            "SELECT device_id, name, added_at FROM devices ORDER BY added_at, device_id"
+        ):
+            last = core.conn.execute(
+                "SELECT max(hlc) FROM oplog WHERE device_id=?", (device,)
+            ).fetchone()[0]
+            device = str(device)
+            by = enrolled.get(device)
+            if by is None:
+                first = core.log.entry(device, 1)
+                op = {} if first is None else core.log.decrypt(first, core.log_key)
+                by = "genesis" if "recovery_sign_pub" in op else "recovery phrase"
+            out.append(
+                DeviceInfo(
+                    device,
+                    None if name is None else str(name),
+                    int(added),
+                    by,
+                    None if last is None else hlc_millis(int(last)),
+                    device == core.device.device_id,
+                )
+            )
+        return out
 
     def evidence(self, name: str | None = None) -> builtins.list[Evidence]:
         rows = self.core.conn.execute(
@@ -197,6 +260,49 @@ def restore(
             f"the root on {url} does not hold the vault key for this phrase"
         ) from None
     keys = generate_device()
+    recovery_pub = phrase.recovery_identity(words).public_key().public_bytes_raw()
+
+    def endorsed(core: Core) -> dict[str, object]:
+        op = device_op(keys, codec.to_ms(core.clock()), "recovered")
+        op["endorsement"] = base64.b64encode(
+            signing.sign(endorsement(header.vault_id, op))
+        ).decode()
+        return op
+
+    return _establish(
+        paths,
+        header,
+        vault_key,
+        keys,
+        recovery_pub,
+        store,
+        url if remote is None else None,
+        endorsed,
+        new_passphrase,
+        kdf,
+        embedder,
+        progress,
+    )
+
+
+def _establish(
+    paths: VaultPaths,
+    header: Header,
+    vault_key: bytes,
+    keys: DeviceKeys,
+    recovery_pub: bytes | None,
+    store: Remote,
+    url: str | None,
+    declaration: Callable[[Core], dict[str, object]],
+    passphrase: str,
+    kdf: KdfParams,
+    embedder: Embedder | None,
+    progress: Progress | None,
+) -> Core:
+    """A new home for a vault that exists on `store`: this device's database, filled
+    from the remote, its declaration in its own feed, its key file and header, then one
+    sync. Nothing is left behind if any step fails."""
+    ad = header_ad(header.vault_id, header.epoch)
     recovery_stanzas = tuple(s for s in header.stanzas if s.kind == "recovery")
     local = Header(
         header.vault_id,
@@ -211,25 +317,17 @@ def restore(
         with conn:
             db.write_meta(conn, "vault_id", header.vault_id)
             db.write_meta(conn, "embedder", emb.name)
-            pub = phrase.recovery_identity(words).public_key().public_bytes_raw()
-            db.write_meta(conn, "recovery_wrap_pub", pub.hex())
+            if recovery_pub is not None:
+                db.write_meta(conn, "recovery_wrap_pub", recovery_pub.hex())
         core = Core(paths, database_for(paths, vault_key, conn), local, keys, vault_key, emb)
         with core.db.write() as w:
             w.execute(
                 "INSERT INTO remotes(name, url, added_at) VALUES(?,?,?)",
-                (
-                    "origin",
-                    normalize_url(url) if remote is None else store.url,
-                    codec.to_ms(core.clock()),
-                ),
+                ("origin", normalize_url(url) if url else store.url, codec.to_ms(core.clock())),
             )
         Syncer(core, store, "origin", progress).pull()
-        op = device_op(keys, codec.to_ms(core.clock()), "recovered")
-        op["endorsement"] = base64.b64encode(
-            signing.sign(endorsement(header.vault_id, op))
-        ).decode()
-        core.commit([op])
-        write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
+        core.commit([declaration(core)])
+        write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
         write_atomic(paths.header, local.to_bytes())
         Syncer(core, store, "origin", progress).run()
     except BaseException:
@@ -241,6 +339,112 @@ def restore(
             Path(str(paths.database) + suffix).unlink(missing_ok=True)
         raise
     return core
+
+
+def join(
+    url: str,
+    home: str | Path | None,
+    passphrase: str,
+    *,
+    kdf: KdfParams = KdfParams(),
+    embedder: Embedder | None = None,
+    name: str | None = None,
+    show_code: Callable[[str], None],
+    timeout: float = 600.0,
+    poll: float = 1.0,
+    remote: Remote | None = None,
+    progress: Progress | None = None,
+) -> Core:
+    """Join the vault on `url` as a new device, once a device already in approves; see
+    `Vault.join`. `show_code(code)` is called with the safety code to compare."""
+    check_passphrase_strength(passphrase)
+    paths = VaultPaths(Path(home) if home else default_home())
+    if paths.header.exists() or paths.database.exists():
+        raise VaultExists(f"a vault already exists at {paths.home}")
+    store = remote if remote is not None else open_remote(url)
+    if not store.list("r/"):
+        raise RemoteError(f"{url} holds no vault to join")
+    keys = generate_device()
+    request = pairing.post_request(store, keys)
+    try:
+        deadline = time.monotonic() + timeout
+        answer = _wait(lambda: pairing.answer_for(store, request), deadline, poll)
+        _, approver_sign, code = answer
+        show_code(code)
+        welcome = _wait(
+            lambda: pairing.open_welcome(store, request, keys, approver_sign), deadline, poll
+        )
+        header_bytes, vault_key, recovery_pub = welcome
+        header = Header.from_bytes(header_bytes)
+
+        def declared(core: Core) -> dict[str, object]:
+            return device_op(keys, codec.to_ms(core.clock()), name)
+
+        core = _establish(
+            paths,
+            header,
+            vault_key,
+            keys,
+            recovery_pub,
+            store,
+            url if remote is None else None,
+            declared,
+            passphrase,
+            kdf,
+            embedder,
+            progress,
+        )
+    finally:
+        with contextlib.suppress(RemoteError):
+            pairing.clean_up(store, request)
+    return core
+
+
+def _wait(probe: Callable[[], _T | None], deadline: float, poll: float) -> _T:
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise RemoteError(
+                "no device approved the request in time (run `memsync device "
+                "approve` on a device that is already in)"
+            )
+        time.sleep(poll)
+
+
+def approve(
+    core: Core,
+    remote_name: str | None,
+    confirm: Callable[[str], bool],
+    name: str | None = None,
+    remote: Remote | None = None,
+) -> pairing.Request:
+    """Answer the pairing request on a remote, and let the device in if `confirm(code)`
+    says the person saw the same code on it; see `Vault.approve_device`."""
+    remotes = Remotes(core)
+    infos = [remotes.get(remote_name)] if remote_name else remotes.list()
+    if not infos:
+        raise UsageError("no remote: add the one the new device joins with `memsync remote add`")
+    if len(infos) > 1 and remote is None:
+        raise UsageError("several remotes: name the one the new device joins")
+    info = infos[0]
+    store = remote if remote is not None else open_remote(info.url)
+    requests = pairing.pending(store)
+    if not requests:
+        raise NotFound(
+            f"no pairing request on remote {info.name}: run `memsync device join URL` on the "
+            "new device first"
+        )
+    request = requests[0]
+    code = pairing.offer(store, request, core.device)
+    if not confirm(code):
+        store.delete(f"o/{request.id}")
+        raise UsageError("the safety codes differ: the new device was not let in")
+    pairing.approve_request(core, store, request, name)
+    _sync_one(core, store, info.name, None)
+    pairing.welcome(core, store, request, full_header(core).to_bytes())
+    return request
 
 
 def evidence_json(items: list[Evidence]) -> str:
