@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, create_vault
 
+from conftest import PASSPHRASE, create_vault
 from memsync.crypto.device import FAST_KDF, generate_device
 from memsync.errors import NotFound, UsageError
 from memsync.index.embed import HashEmbedder
@@ -102,8 +102,16 @@ def _join_in_thread(remote: MemoryRemote, home: Path, codes: list[str]) -> threa
     def run() -> None:
         try:
             Vault.join(
-                "memory:", home, PASSPHRASE, codes.append, kdf=FAST_KDF, embedder=HashEmbedder(),
-                remote=remote, timeout=5, poll=0.05, name="tablet",
+                "memory:",
+                home,
+                PASSPHRASE,
+                codes.append,
+                kdf=FAST_KDF,
+                embedder=HashEmbedder(),
+                remote=remote,
+                timeout=5,
+                poll=0.05,
+                name="tablet",
             ).close()
         except Exception as exc:  # the test looks at what happened
             codes.append(f"error: {exc}")

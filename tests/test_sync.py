@@ -15,7 +15,6 @@ from memsync.crypto.device import FAST_KDF
 from memsync.errors import BadRecoveryPhrase, RemoteError, SyncRefused, UsageError
 from memsync.index.embed import HashEmbedder
 from memsync.model import Memory, SearchFilters, Status
-from memsync.sync import service
 from memsync.sync.remote import Conflict, FolderRemote, MemoryRemote
 from memsync.vault import Vault
 

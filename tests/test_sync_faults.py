@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, create_vault
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from conftest import PASSPHRASE, create_vault
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import RemoteError, SyncRefused
 from memsync.index.embed import HashEmbedder

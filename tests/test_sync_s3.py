@@ -17,7 +17,6 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 
 from conftest import PASSPHRASE, create_vault  # noqa: E402
-
 from memsync.crypto.device import FAST_KDF  # noqa: E402
 from memsync.errors import RemoteError  # noqa: E402
 from memsync.index.embed import HashEmbedder  # noqa: E402
