@@ -4,6 +4,7 @@ own homes; the second one is restored from the remote with the recovery phrase."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +194,27 @@ def test_folder_remote_protocol(tmp_path: Path) -> None:
         assert remote.list("s/") == [name]
         remote.delete(name)
         assert remote.get(name) is None
+
+
+def test_the_server_syncs_in_the_background_and_says_so(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from memsync.server import background
+    from memsync.server.http import create_app
+
+    a, b = pair.a, pair.b
+    monkeypatch.setattr(background, "SETTLE_SECONDS", 0.2)
+    with TestClient(create_app(a, sync_interval=5)) as client:
+        health = client.get("/v1/health").json()
+        assert health["sync"]["enabled"] and health["sync"]["remotes"] == 1
+        a.add("Written while the server runs")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            b.sync()
+            if "Written while the server runs" in texts(b):
+                break
+            time.sleep(0.3)
+        assert "Written while the server runs" in texts(b)
+        assert client.get("/v1/health").json()["sync"]["last_sync"] is not None

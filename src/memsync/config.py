@@ -63,6 +63,7 @@ class Settings:
     proxy_budget: int = 1000
     proxy_timeout: float = 120.0
     proxy_capture: bool = False
+    sync_interval: float = 300.0
 
     @property
     def llm_configured(self) -> bool:
@@ -90,6 +91,12 @@ SETTINGS: tuple[_Key, ...] = (
     _Key("proxy.budget", "proxy_budget", "tokens of memories the proxy adds to a chat request"),
     _Key("proxy.timeout", "proxy_timeout", "seconds the proxy waits for the upstream"),
     _Key("proxy.capture", "proxy_capture", "store proxied chats and extract memories from them"),
+    _Key(
+        "sync.interval",
+        "sync_interval",
+        "seconds between `memsync serve`'s syncs with every remote (and soon after each "
+        "write); 0 turns background sync off",
+    ),
 )
 _BY_NAME = {k.name: k for k in SETTINGS}
 _TRUE = {"1", "true", "yes", "on"}
@@ -129,6 +136,13 @@ def parse_value(settings: Settings, name: str, value: str | None) -> Settings:
             parsed = -1.0
         if not 0 < parsed <= 3600:
             raise UsageError(f"{name} must be a number of seconds between 0 and 3600")
+    elif key.field == "sync_interval":
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = -1.0
+        if not (parsed == 0 or 5 <= parsed <= 86400):
+            raise UsageError("sync.interval must be 0 (off) or 5 to 86400 seconds")
     elif key.field == "proxy_budget":
         parsed = int(value) if value.isdigit() else -1
         if not MIN_BUDGET <= parsed <= MAX_PROXY_BUDGET:

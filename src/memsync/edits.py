@@ -87,13 +87,10 @@ def forget(core: Core, memory_id: str) -> None:
         if old.status is Status.FORGOTTEN:
             raise UsageError(f"memory {old.id} is already forgotten")
         at = codec.to_ms(core.clock())
-        core.commit(
-            [
-                {"op": "forget_memory", "id": m.id, "at": at}
-                for m in records.chain(conn, old)
-                if m.status is not Status.FORGOTTEN
-            ]
-        )
+        # One operation for the oldest version still remembered: forgetting reaches every
+        # version after it (`state.apply`), so the log holds no operation that does nothing.
+        first = next(m for m in records.chain(conn, old) if m.status is not Status.FORGOTTEN)
+        core.commit([{"op": "forget_memory", "id": first.id, "at": at}])
 
 
 def import_records(

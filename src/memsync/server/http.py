@@ -21,6 +21,7 @@ from starlette.routing import Route
 from memsync import __version__
 from memsync.errors import MemsyncError
 from memsync.server import mcp, proxy, rest
+from memsync.server.background import BackgroundSync
 from memsync.server.errors import error_response, refusal
 from memsync.server.gate import Gate
 from memsync.store.connections import as_memsync_error
@@ -98,16 +99,28 @@ _NO_TELEMETRY: dict[str, Any] = (
 )
 
 
-def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) -> FastAPI:
-    """The whole server for `vault` (opened once, shared by every request)."""
+def create_app(
+    vault: Vault,
+    proxy_options: proxy.ProxyOptions | None = None,
+    sync_interval: float | None = None,
+) -> FastAPI:
+    """The whole server for `vault` (opened once, shared by every request). It syncs with
+    the vault's remotes in the background every `sync_interval` seconds (default: the
+    `sync.interval` setting; 0 is off) and soon after each write."""
     gate = Gate(vault)
     mcp_http = mcp.http_app(gate)
+    interval = vault.settings().sync_interval if sync_interval is None else sync_interval
+    syncing = BackgroundSync(vault, interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-        async with mcp_http.lifespan():
-            yield
+        syncing.start()
+        try:
+            async with mcp_http.lifespan():
+                yield
+        finally:
+            await anyio.to_thread.run_sync(syncing.stop)
 
     app = FastAPI(
         title="memsync",
@@ -125,7 +138,9 @@ def create_app(vault: Vault, proxy_options: proxy.ProxyOptions | None = None) ->
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.include_router(rest.router(gate), prefix="/v1")
+    app.include_router(
+        rest.router(gate, lambda: syncing.state if syncing.state.remotes else None), prefix="/v1"
+    )
     app.include_router(
         proxy.router(gate, proxy_options or proxy.ProxyOptions()),
         prefix="/v1",

@@ -11,7 +11,7 @@ lock, which would otherwise block the event loop.
 # runtime, and `Session` is local to `router`, out of reach of a postponed string.
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -25,6 +25,7 @@ from memsync import __version__
 from memsync.disclose.access import AppIngest, AppSession
 from memsync.model import Category, Kind, SearchFilters
 from memsync.reconcile.decision import Decision
+from memsync.server.background import SyncState
 from memsync.server.gate import Gate
 from memsync.server.schemas import (
     MAX_TAGS,
@@ -43,6 +44,7 @@ from memsync.server.schemas import (
     SearchMemories,
     SearchResult,
     SetBio,
+    SyncHealth,
     Tag,
     Turn,
     UpdateMemory,
@@ -94,7 +96,7 @@ def _route_id(route: APIRoute) -> str:
     return route.name
 
 
-def router(gate: Gate) -> APIRouter:
+def router(gate: Gate, sync_state: Callable[[], SyncState | None] = lambda: None) -> APIRouter:
     """The REST routes, each authenticated by `gate`."""
 
     def session(
@@ -108,10 +110,30 @@ def router(gate: Gate) -> APIRouter:
     ingests = _Ingests()
     api = APIRouter(generate_unique_id_function=_route_id)
 
-    @api.get("/health", response_model=Health, tags=["health"], summary="Is the server up")
+    @api.get(
+        "/health",
+        response_model=Health,
+        response_model_exclude_none=True,
+        tags=["health"],
+        summary="Is the server up",
+    )
     def health() -> Health:
-        """Needs no token and says nothing about the vault's contents."""
-        return Health(version=__version__)
+        """Needs no token and says nothing about the vault's contents; with a remote, how
+        background sync stands (when it last succeeded, and what failed if it did not)."""
+        state = sync_state()
+        sync = (
+            None
+            if state is None
+            else SyncHealth(
+                enabled=state.enabled,
+                remotes=state.remotes,
+                last_sync=None
+                if state.last_sync is None
+                else datetime.fromtimestamp(state.last_sync, UTC),
+                last_error=state.last_error,
+            )
+        )
+        return Health(version=__version__, sync=sync)
 
     @api.post(
         "/memories",

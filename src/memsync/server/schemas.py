@@ -437,8 +437,20 @@ class SetBio(BaseModel):
     )
 
 
+class SyncHealth(BaseModel):
+    """Background sync with the vault's remotes (`sync.interval`)."""
+
+    enabled: bool
+    remotes: int
+    last_sync: datetime | None = Field(None, description="When the last sync succeeded.")
+    last_error: str | None = Field(
+        None, description="The kind of error of the last attempt, if it failed."
+    )
+
+
 class Health(BaseModel):
     """The server is up."""
 
     status: Literal["ok"] = "ok"
     version: str
+    sync: SyncHealth | None = None

@@ -19,13 +19,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import apsw
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from memsync import codec
 from memsync.core import Core
@@ -34,43 +31,16 @@ from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefu
 from memsync.index.vectors import VectorIndex
 from memsync.log import oplog, verify
 from memsync.log.oplog import ZERO_HASH, Entry
-from memsync.store.files import Header, header_ad
 from memsync.sync import objects
 from memsync.sync.merge import Incoming, apply_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
+from memsync.sync.report import FeedChange, SyncReport, changes_of, full_header
 
 __all__ = ["FeedChange", "SyncReport", "Syncer"]
 
 SEGMENT_ENTRIES = 2000
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class FeedChange:
-    """What one device's entries did here in one sync."""
-
-    device_id: str
-    device_name: str | None
-    entries: int
-    added: int = 0
-    updated: int = 0
-    forgotten: int = 0
-    conversations: int = 0
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """The outcome of `Vault.sync` with one remote."""
-
-    remote: str
-    pushed: int
-    pulled: int
-    changes: tuple[FeedChange, ...] = ()
-    rebuilt: bool = False
-    waiting: tuple[str, ...] = field(default=())
-    bytes_up: int = 0
-    bytes_down: int = 0
 
 
 class Syncer:
@@ -363,7 +333,7 @@ class Syncer:
             fetched[device] = got_feed
         incoming = self._verify(fetched, record_keys, checkpoints, local)
         self._cross_check(checkpoints, local, fetched)
-        changes = _changes(core, incoming)
+        changes = changes_of(core, incoming)
         rebuilt = False
         if incoming:
             with core.db.write() as w:
@@ -584,55 +554,10 @@ class Syncer:
         return SyncReport(self.name, pushed, pulled, changes, rebuilt, notes, self.up, self.down)
 
 
-def full_header(core: Core) -> Header:
-    """The header with the vault key wrapped to every device the log knows, and the
-    recovery identity's copy taken from this device's header."""
-    ad = header_ad(core.header.vault_id, core.header.epoch)
-    stanzas = [s for s in core.header.stanzas if s.kind == "recovery"]
-    for (pub,) in core.conn.execute("SELECT wrap_pub FROM devices ORDER BY device_id"):
-        key = X25519PublicKey.from_public_bytes(bytes(pub))
-        stanzas.append(wrap.wrap_key(core.vault_key, key, kind="device", ad=ad))
-    return replace(core.header, stanzas=tuple(stanzas))
-
-
 def _remember_in(conn: apsw.Connection, remote: str, cp: Checkpoint) -> None:
     conn.execute(
         "INSERT INTO sync_seen(remote, device_id, version, digest) VALUES(?,?,?,?) "
         "ON CONFLICT(remote, device_id) DO UPDATE SET version=excluded.version, "
         "digest=excluded.digest WHERE excluded.version >= sync_seen.version",
         (remote, cp.device_id, cp.version, cp.digest()),
-    )
-
-
-def _changes(core: Core, incoming: list[Incoming]) -> tuple[FeedChange, ...]:
-    by_device: dict[str, Counter[str]] = {}
-    names: dict[str, str | None] = {}
-    for item in incoming:
-        counts = by_device.setdefault(item.entry.device_id, Counter())
-        counts["entries"] += 1
-        kind = item.op.get("op")
-        counts[
-            {
-                "add_memory": "added",
-                "edit_memory": "updated",
-                "set_status": "updated",
-                "forget_memory": "forgotten",
-                "add_source": "conversations",
-            }.get(str(kind), "")
-        ] += 1
-        if kind == "add_device":
-            names[item.entry.device_id] = item.op.get("name")
-    for device, name in core.conn.execute("SELECT device_id, name FROM devices"):
-        names.setdefault(str(device), None if name is None else str(name))
-    return tuple(
-        FeedChange(
-            d,
-            names.get(d),
-            c["entries"],
-            c["added"],
-            c["updated"],
-            c["forgotten"],
-            c["conversations"],
-        )
-        for d, c in sorted(by_device.items())
     )

@@ -45,8 +45,9 @@ from memsync.log.verify import endorsement
 from memsync.store import db
 from memsync.store.files import Header, VaultPaths, default_home, header_ad, write_atomic
 from memsync.sync import objects, pairing
-from memsync.sync.engine import Progress, Syncer, SyncReport, full_header
+from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
+from memsync.sync.report import SyncReport, full_header
 from memsync.sync.urls import normalize_url, open_remote
 
 __all__ = ["Evidence", "RemoteInfo", "Remotes", "restore", "sync"]
