@@ -12,6 +12,7 @@ embedding is most of a write's cost, and other writers need not wait for it.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,11 @@ from typing import Any
 import apsw
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from memsync.crypto import aead
+from memsync.crypto import aead, wrap
 from memsync.crypto.device import DeviceKeys
-from memsync.errors import IntegrityError, MemsyncError
+from memsync.errors import CorruptVault, CryptoError, IntegrityError, MemsyncError
 from memsync.index.embed import Embedder
 from memsync.index.vectors import (
     VectorIndex,
@@ -51,6 +52,11 @@ _CHANGES_KEPT = 50_000
 def db_key(vault_key: bytes) -> bytes:
     """The database's page key, derived from the vault key."""
     return aead.hkdf(vault_key, b"memsync/v1/sqlite")
+
+
+def epoch_ad(vault_id: str, epoch: int) -> bytes:
+    """Associated data of an epoch key's wrapped copies."""
+    return f"memsync/v1/epoch-key/{vault_id}/{epoch}".encode()
 
 
 def log_key(vault_key: bytes) -> bytes:
@@ -194,7 +200,7 @@ class Core:
         with self.db.write() as conn:
             if guard is not None:
                 guard(conn)
-            self.log.append_all(ops, self.log_key, self.header.epoch)
+            self.log.append_all(ops, self.log_key, self.epoch())
             for op in ops:
                 change = state.apply(conn, op)
                 added += change.added
@@ -252,6 +258,55 @@ class Core:
         with self.db.snapshot() as conn:
             return verify.check(conn, self.log, self.log_key, self.header.vault_id, progress)
 
+    def epoch(self) -> int:
+        """The newest key epoch whose key this device holds: what it writes under. A
+        revoked device never gets the keys of the epochs after its revocation."""
+        rows = self.conn.execute("SELECT epoch FROM epochs ORDER BY epoch DESC").fetchall()
+        for (epoch,) in rows:
+            if self.epoch_key(int(epoch)) is not None:
+                return int(epoch)
+        return self.header.epoch
+
+    def epoch_key(self, epoch: int) -> bytes | None:
+        """The key of `epoch` (0: the vault key), or None if it was not given to this
+        device."""
+        if epoch == 0:
+            return self.vault_key
+        row = self.conn.execute("SELECT key FROM epoch_keys WHERE epoch=?", (epoch,)).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        found = self._unwrap_epoch(epoch, self.device.wrap_key)
+        if found is not None:
+            self.remember_epoch_key(epoch, found)
+        return found
+
+    def _unwrap_epoch(self, epoch: int, identity: X25519PrivateKey) -> bytes | None:
+        ad = epoch_ad(self.header.vault_id, epoch)
+        stanzas: list[dict[str, str]] = []
+        row = self.conn.execute("SELECT stanzas FROM epochs WHERE epoch=?", (epoch,)).fetchone()
+        if row is not None:
+            stanzas += json.loads(row[0])
+        mine = self.conn.execute(
+            "SELECT epoch_keys FROM enrolments WHERE device_id=?", (self.device.device_id,)
+        ).fetchone()
+        if mine is not None and str(epoch) in json.loads(mine[0]):
+            stanzas.append(json.loads(mine[0])[str(epoch)])
+        try:
+            return wrap.find_and_unwrap([wrap.Stanza.from_json(s) for s in stanzas], identity, ad)
+        except (CryptoError, CorruptVault):
+            return None
+
+    def remember_epoch_key(self, epoch: int, key: bytes) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO epoch_keys(epoch, key) VALUES(?,?)", (epoch, key))
+
+    def take_epoch_keys(self, identity: X25519PrivateKey) -> None:
+        """Unwrap and keep every epoch key `identity` (the recovery identity) can open."""
+        for (epoch,) in self.conn.execute("SELECT epoch FROM epochs").fetchall():
+            found = self._unwrap_epoch(int(epoch), identity)
+            if found is not None:
+                self.remember_epoch_key(int(epoch), found)
+
     def recovery_sign_pub(self) -> bytes:
         """The recovery identity's signing key, as the genesis device declared it."""
         for (device,) in self.conn.execute("SELECT device_id FROM devices ORDER BY added_at"):
@@ -268,7 +323,10 @@ class Core:
         identity when this vault knows its public key."""
         out = [
             X25519PublicKey.from_public_bytes(bytes(r[0]))
-            for r in self.conn.execute("SELECT wrap_pub FROM devices ORDER BY device_id")
+            for r in self.conn.execute(
+                "SELECT wrap_pub FROM devices WHERE device_id NOT IN "
+                "(SELECT device_id FROM revocations) ORDER BY device_id"
+            )
         ]
         recovery = self.recovery_wrap_pub()
         if recovery is not None:

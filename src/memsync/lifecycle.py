@@ -248,6 +248,7 @@ def recover(
         core.commit([op])
         with core.db.write() as conn:
             db.write_meta(conn, "recovery_wrap_pub", _recovery_wrap_pub(words).hex())
+        core.take_epoch_keys(phrase.recovery_identity(words))
         write_atomic(paths.device_key, seal_device(keys, new_passphrase, kdf))
         write_atomic(paths.header, new_header.to_bytes())
     except BaseException:

@@ -221,6 +221,26 @@ def device_approve(remote_name: str | None, code: str | None) -> None:
     click.echo(f"approved device {request.device_id}: it now receives the vault")
 
 
+@device.command("revoke")
+@click.argument("device_name")
+def device_revoke(device_name: str) -> None:
+    """Revoke a device (lost, sold, no longer yours), by its id or name.
+
+    Everything written from now on is encrypted under a new key that only the remaining
+    devices and the recovery phrase can open, and whatever the revoked device writes
+    later is ignored by every device. What it already held, it keeps: treat that as seen.
+    Syncs with every remote afterwards.
+
+    Example: memsync device revoke phone
+    """
+    with open_vault() as vault:
+        revoked = vault.remotes.revoke(device_name)
+        click.echo(f"revoked device {revoked.device_id} ({revoked.name or 'no name'})")
+        if vault.remotes.list():
+            for report in vault.sync():
+                click.echo(f"{report.remote}: the other devices learn of it when they sync")
+
+
 @device.command("list")
 @json_option
 def device_list(as_json: bool) -> None:
@@ -233,7 +253,7 @@ def device_list(as_json: bool) -> None:
     if as_json:
         print_json([dataclasses.asdict(d) for d in devices])
         return
-    table = Table("device", "name", "enrolled", "by", "last seen")
+    table = Table("device", "name", "enrolled", "by", "last seen", "revoked")
     for d in devices:
         seen = "-" if d.last_seen is None else from_ms(d.last_seen).strftime("%Y-%m-%d %H:%M")
         table.add_row(

@@ -74,7 +74,10 @@ def check(
         except CryptoError as exc:
             decrypted.append(None)
             problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", str(exc)))
-    ops = [op for op in decrypted if op is not None]
+    ops = admitted(
+        [e for e, op in zip(entries, decrypted, strict=True) if op is not None],
+        [op for op in decrypted if op is not None],
+    )
     sign_keys, device_problems = trusted_devices(entries, decrypted, vault_id)
     problems += device_problems
     problems += oplog.verify_feeds(entries, vault_id, sign_keys)
@@ -94,6 +97,21 @@ def check(
     if rebuilt_digest and rebuilt_digest != live:
         problems.append(LogProblem("rebuild", "state rebuilt from the log differs"))
     return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
+
+
+def admitted(entries: list[oplog.Entry], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operations that count, in replay order: all but those a revoked device wrote
+    after the entry its revocation names."""
+    cutoffs: dict[str, int] = {}
+    for op in ops:
+        if op.get("op") == "revoke_device":
+            target, upto = str(op["device_id"]), int(op["seq"])
+            cutoffs[target] = min(cutoffs.get(target, upto), upto)
+    return [
+        op
+        for e, op in zip(entries, ops, strict=True)
+        if e.device_id not in cutoffs or e.seq <= cutoffs[e.device_id]
+    ]
 
 
 def trusted_devices(

@@ -192,6 +192,21 @@ CREATE TABLE IF NOT EXISTS enrolments(
     wrap_pub TEXT NOT NULL,
     sign_pub TEXT NOT NULL,
     by_device TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    epoch_keys TEXT NOT NULL DEFAULT '{}'
+);
+-- Revoked devices: entries of theirs after `seq` count for nothing, and every epoch from
+-- `epoch` on has a key they were never given (`epochs`, wrapped to who remained).
+CREATE TABLE IF NOT EXISTS revocations(
+    device_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    by_device TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs(
+    epoch INTEGER PRIMARY KEY,
+    stanzas TEXT NOT NULL,
     at INTEGER NOT NULL
 );
 -- Each log entry's own random key (its record key): the entry's operation is sealed
@@ -202,6 +217,12 @@ CREATE TABLE IF NOT EXISTS entry_keys(
     seq INTEGER NOT NULL,
     key BLOB NOT NULL,
     PRIMARY KEY(device_id, seq)
+);
+-- Epoch keys this device has unwrapped (its own cache, not state: each device has its
+-- own copy of each, wrapped to it in `epochs` or in its enrolment).
+CREATE TABLE IF NOT EXISTS epoch_keys(
+    epoch INTEGER PRIMARY KEY,
+    key BLOB NOT NULL
 );
 -- Sync: this device's remotes and what it has verified of each (not synced, not in the
 -- state's digest: like settings, they belong to the device).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -179,7 +180,9 @@ def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> li
 
 
 # Operations that change neither memories nor the bio (the profile's inputs).
-_LEDGER_OPS = frozenset({"disclose", "add_app", "revoke_app", "add_device", "enrol_device"})
+_LEDGER_OPS = frozenset(
+    {"disclose", "add_app", "revoke_app", "add_device", "enrol_device", "revoke_device"}
+)
 
 
 def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
@@ -202,9 +205,27 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         return IndexChange()
     if kind == "enrol_device":
         conn.execute(
-            "INSERT OR IGNORE INTO enrolments(device_id, wrap_pub, sign_pub, by_device, at) "
+            "INSERT OR IGNORE INTO enrolments(device_id, wrap_pub, sign_pub, by_device, at, "
+            "epoch_keys) VALUES(?,?,?,?,?,?)",
+            (
+                op["device_id"],
+                op["wrap_pub"],
+                op["sign_pub"],
+                op["by"],
+                int(op["at"]),
+                json.dumps(op.get("epoch_keys", {}), sort_keys=True),
+            ),
+        )
+        return IndexChange()
+    if kind == "revoke_device":
+        conn.execute(
+            "INSERT OR IGNORE INTO revocations(device_id, seq, epoch, by_device, at) "
             "VALUES(?,?,?,?,?)",
-            (op["device_id"], op["wrap_pub"], op["sign_pub"], op["by"], int(op["at"])),
+            (op["device_id"], int(op["seq"]), int(op["epoch"]), op["by"], int(op["at"])),
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO epochs(epoch, stanzas, at) VALUES(?,?,?)",
+            (int(op["epoch"]), json.dumps(op["stanzas"], sort_keys=True), int(op["at"])),
         )
         return IndexChange()
     if kind == "add_memory":
@@ -485,7 +506,10 @@ _DIGEST_QUERIES = (
     "ORDER BY id",
     "SELECT source_id, idx, role, content, ts, name, start FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
-    "SELECT device_id, wrap_pub, sign_pub, by_device, at FROM enrolments ORDER BY device_id",
+    "SELECT device_id, wrap_pub, sign_pub, by_device, at, epoch_keys FROM enrolments "
+    "ORDER BY device_id",
+    "SELECT device_id, seq, epoch, by_device, at FROM revocations ORDER BY device_id",
+    "SELECT epoch, stanzas, at FROM epochs ORDER BY epoch",
     "SELECT name, token_hash, scope, rate_per_minute, created_at, revoked_at FROM apps "
     "ORDER BY name",
     "SELECT id, app, at, action, query FROM disclosures ORDER BY id",

@@ -23,15 +23,16 @@ from collections.abc import Callable
 from typing import NoReturn
 
 import apsw
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from memsync import codec
 from memsync.core import Core
 from memsync.crypto import wrap
 from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefused
 from memsync.index.vectors import VectorIndex
-from memsync.log import oplog, verify
+from memsync.log import oplog
 from memsync.log.oplog import ZERO_HASH, Entry
-from memsync.sync import objects
+from memsync.sync import epochs, objects, trust
 from memsync.sync.merge import Incoming, apply_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
@@ -46,17 +47,44 @@ Progress = Callable[[str, int, int], None]
 class Syncer:
     """Sync `core` with `remote`, known on this device as `name`."""
 
-    def __init__(self, core: Core, remote: Remote, name: str, progress: Progress | None = None):
+    def __init__(
+        self,
+        core: Core,
+        remote: Remote,
+        name: str,
+        progress: Progress | None = None,
+        identity: X25519PrivateKey | None = None,
+    ):
         self.core = core
         self.remote = remote
         self.name = name
         self.progress = progress
-        self.keys = SyncKeys.derive(core.vault_key, core.header.epoch)
-        self.all_keys = [self.keys]
+        self.base = SyncKeys.derive(core.vault_key, 0, core.vault_key)
+        self.identity = identity
+        self.provisional: dict[int, bytes] = {}
+        self._learn_epochs(identity)
+        epochs = [0] + [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epochs")]
+        epochs += [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epoch_keys")]
+        epochs += list(self.provisional)
+        held = [
+            (e, k)
+            for e in sorted(set(epochs))
+            if (k := core.epoch_key(e) or self.provisional.get(e)) is not None
+        ]
+        # Newest first: what this device writes under, then what it can still read.
+        self.all_keys = [SyncKeys.derive(core.vault_key, e, k) for e, k in reversed(held)]
+        self.keys = self.all_keys[0]
         self.up = 0
         self.down = 0
         self.repaired: list[str] = []
         self.published: Checkpoint | None = None  # this device's checkpoint, as it now is
+
+    def _learn_epochs(self, identity: X25519PrivateKey | None) -> None:
+        self.provisional = epochs.learn(self.core, self.remote, self.base, identity)
+
+    def _publish_epochs(self) -> None:
+        for name, blob in epochs.to_publish(self.core, self.remote, self.base):
+            self._upload(name, blob, overwrite=False)
 
     # Remote I/O, counted.
 
@@ -152,14 +180,18 @@ class Syncer:
         entries = core.log.feed(own, after=pushed)
         total = len(entries)
         first_seq = pushed + 1
-        for start in range(0, len(entries), SEGMENT_ENTRIES):
-            chunk = entries[start : start + SEGMENT_ENTRIES]
-            blob = Segment(tuple(chunk), previous).seal(self.keys)
+        by_epoch = {k.epoch: k for k in self.all_keys}
+        done = 0
+        for chunk in _segments(entries):
+            # A segment holds entries of one epoch, under that epoch's key: a device
+            # revoked in between can read the older ones only.
+            keys = by_epoch.get(chunk[0].epoch, self.keys)
+            blob = Segment(tuple(chunk), previous).seal(keys)
             seg_name = objects.content_name(blob)
             record_keys = {
                 e.seq: k for e in chunk if (k := core.log.record_key(own, e.seq)) is not None
             }
-            keys_blob = objects.seal_keys(self.keys, seg_name, record_keys)
+            keys_blob = objects.seal_keys(keys, seg_name, record_keys)
             self._upload(self.keys.keys_name(seg_name), keys_blob, overwrite=True)
             self._upload(seg_name, blob, overwrite=False)
             first_seq = chunk[0].seq
@@ -170,8 +202,9 @@ class Syncer:
                     (self.name, chunk[-1].seq, seg_name, first_seq),
                 )
             previous = seg_name
+            done += len(chunk)
             if self.progress:
-                self.progress("push", start + len(chunk), total)
+                self.progress("push", done, total)
         self._publish(previous, first_seq if entries else None, remote_cp)
         return total
 
@@ -333,6 +366,7 @@ class Syncer:
             fetched[device] = got_feed
         incoming = self._verify(fetched, record_keys, checkpoints, local)
         self._cross_check(checkpoints, local, fetched)
+        self._confirm_provisional(incoming)
         changes = changes_of(core, incoming)
         rebuilt = False
         if incoming:
@@ -349,6 +383,20 @@ class Syncer:
                 for cp, _, _ in checkpoints.values():
                     _remember_in(w, self.name, cp)
         return len(incoming), changes, rebuilt, tuple(waiting)
+
+    def _confirm_provisional(self, incoming: list[Incoming]) -> None:
+        """Keep an epoch key read from the remote only if a verified revocation in the
+        log wraps the same key to this device (or the recovery identity)."""
+        ops = [i.op for i in incoming]
+        for epoch, key in self.provisional.items():
+            if not epochs.vouched(self.core, ops, epoch, key, self.identity):
+                self._refuse(
+                    "forgery",
+                    f"remote {self.name} holds a key for epoch {epoch} that no revocation "
+                    "in the log vouches for",
+                    {"epoch": epoch},
+                )
+            self.core.remember_epoch_key(epoch, key)
 
     def _fork(self, device: str, seq: int, other_hash: str) -> NoReturn:
         mine = self.core.log.entry(device, seq)
@@ -413,6 +461,13 @@ class Syncer:
         core = self.core
         vid = core.header.vault_id
         decrypted: dict[tuple[str, int], dict[str, object]] = {}
+        cutoffs = {
+            str(d): int(s) for d, s in core.conn.execute("SELECT device_id, seq FROM revocations")
+        }
+
+        def revoked(device: str, seq: int) -> bool:
+            return device in cutoffs and seq > cutoffs[device]
+
         for device, entries in fetched.items():
             seq, prev = local.get(device, (0, ZERO_HASH))
             for e in entries:
@@ -429,6 +484,9 @@ class Syncer:
                         "not follow the entry before it",
                         {"device": device, "seq": e.seq},
                     )
+                seq, prev = e.seq, e.hash(vid)
+                if revoked(device, e.seq):
+                    continue  # written after its device was revoked: it counts for nothing
                 key = record_keys.get((device, e.seq))
                 try:
                     decrypted[(device, e.seq)] = core.log.decrypt(e, core.log_key, key)
@@ -438,16 +496,28 @@ class Syncer:
                         f"entry {e.seq} of feed {device} on {self.name} does not decrypt",
                         {"device": device, "seq": e.seq},
                     )
-                seq, prev = e.seq, e.hash(vid)
             cp = checkpoints[device][0]
-            if (seq, prev.hex()) != cp.heads[device]:
+            if device not in cutoffs and (seq, prev.hex()) != cp.heads[device]:
                 self._refuse(
                     "altered",
                     f"feed {device} on {self.name} does not end where its checkpoint says",
                     {"device": device},
                 )
-        sign_keys = self._trusted(fetched, decrypted)
+        sign_keys = trust.trusted_keys(self.core, fetched, decrypted)
+        for (writer, _), op in sorted(decrypted.items()):
+            if op.get("op") == "revoke_device" and writer in sign_keys:
+                target, upto = str(op["device_id"]), int(str(op["seq"]))
+                cutoffs[target] = min(cutoffs.get(target, upto), upto)
         for device, entries in fetched.items():
+            kept = [e for e in entries if not revoked(device, e.seq)]
+            if len(kept) < len(entries):
+                self.repaired.append(
+                    f"ignored {len(entries) - len(kept)} entries that revoked device {device} "
+                    "wrote after its revocation"
+                )
+            entries[:] = kept
+            if not entries:
+                continue
             public = sign_keys.get(device)
             if public is None:
                 self._refuse(
@@ -478,35 +548,6 @@ class Syncer:
             for e in entries
         ]
 
-    def _trusted(
-        self, fetched: dict[str, list[Entry]], decrypted: dict[tuple[str, int], dict[str, object]]
-    ) -> dict[str, bytes]:
-        """Signing keys of every device the log (with what arrived) proves is the vault's:
-        the same rule `check` applies, never a key merely found on the remote."""
-        core = self.core
-        firsts: list[Entry] = []
-        ops: list[dict[str, object] | None] = []
-        for (device,) in core.conn.execute("SELECT device_id FROM devices").fetchall():
-            e = core.log.entry(str(device), 1)
-            if e is not None:
-                firsts.append(e)
-                ops.append(core.log.decrypt(e, core.log_key))
-        for device, entries in fetched.items():
-            for e in entries:  # their declarations, and the devices they enrol
-                firsts.append(e)
-                ops.append(decrypted[(device, e.seq)])
-        order = sorted(
-            range(len(firsts)), key=lambda i: (firsts[i].hlc, firsts[i].device_id, firsts[i].seq)
-        )
-        enrolled = {
-            str(d): (str(w), str(s))
-            for d, w, s in core.conn.execute("SELECT device_id, wrap_pub, sign_pub FROM enrolments")
-        }
-        keys, _ = verify.trusted_devices(
-            [firsts[i] for i in order], [ops[i] for i in order], core.header.vault_id, enrolled
-        )
-        return keys
-
     def _cross_check(
         self,
         checkpoints: dict[str, tuple[Checkpoint, bytes, bytes]],
@@ -515,36 +556,22 @@ class Syncer:
     ) -> None:
         """Every head a checkpoint names must agree with the entry this device holds at
         that place: otherwise someone was shown a different feed (a fork)."""
-        vid = self.core.header.vault_id
-        have: dict[tuple[str, int], str] = {}
-        for device, entries in fetched.items():
-            for e in entries:
-                have[(device, e.seq)] = e.hash(vid).hex()
-        for signer, (cp, _, _) in checkpoints.items():
-            for feed, (seq, digest) in cp.heads.items():
-                if seq == 0:
-                    continue
-                found = have.get((feed, seq))
-                if found is None and seq <= local.get(feed, (0, b""))[0]:
-                    mine = self.core.log.entry(feed, seq)
-                    found = None if mine is None else mine.hash(vid).hex()
-                if found is not None and found != digest:
-                    self._refuse(
-                        "fork",
-                        f"device {signer} saw a different entry {seq} of feed {feed} than "
-                        f"this device on {self.name}",
-                        {
-                            "signer": signer,
-                            "device": feed,
-                            "seq": seq,
-                            "theirs": digest,
-                            "ours": found,
-                        },
-                    )
+        found = trust.disagreement(
+            self.core, {d: c[0] for d, c in checkpoints.items()}, local, fetched
+        )
+        if found is not None:
+            signer, feed, seq, theirs, ours = found
+            self._refuse(
+                "fork",
+                f"device {signer} saw a different entry {seq} of feed {feed} than this "
+                f"device on {self.name}",
+                {"signer": signer, "device": feed, "seq": seq, "theirs": theirs, "ours": ours},
+            )
 
     def run(self) -> SyncReport:
         """Push, then pull; see `Vault.sync`."""
         self.ensure_root()
+        self._publish_epochs()
         pushed = self.push()
         pulled, changes, rebuilt, waiting = self.pull()
         if pulled:
@@ -552,6 +579,16 @@ class Syncer:
             self._publish(None, None, self.published)
         notes = (*self.repaired, *waiting)
         return SyncReport(self.name, pushed, pulled, changes, rebuilt, notes, self.up, self.down)
+
+
+def _segments(entries: list[Entry]) -> list[list[Entry]]:
+    """Consecutive entries cut into segments of at most SEGMENT_ENTRIES, one epoch each."""
+    out: list[list[Entry]] = []
+    for e in entries:
+        if not out or len(out[-1]) >= SEGMENT_ENTRIES or out[-1][-1].epoch != e.epoch:
+            out.append([])
+        out[-1].append(e)
+    return out
 
 
 def _remember_in(conn: apsw.Connection, remote: str, cp: Checkpoint) -> None:

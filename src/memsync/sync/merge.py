@@ -20,6 +20,7 @@ import numpy as np
 from memsync.core import Core
 from memsync.index.vectors import embed_items, embed_texts, texts_to_embed
 from memsync.log.oplog import Entry
+from memsync.log.verify import admitted
 from memsync.store import state
 
 __all__ = ["Incoming", "apply_incoming"]
@@ -38,6 +39,8 @@ _STATE_TABLES = (
     "memories",
     "devices",
     "enrolments",
+    "revocations",
+    "epochs",
 )
 
 
@@ -65,7 +68,8 @@ def apply_incoming(
         core.log.store(item.entry, item.record_key)
     if ordered:
         core.log.clock.observe(max(i.entry.hlc for i in ordered))
-    if last is None or all(_order(i.entry) > last for i in ordered):
+    revokes = any(i.op.get("op") == "revoke_device" for i in ordered)
+    if not revokes and (last is None or all(_order(i.entry) > last for i in ordered)):
         ops = [i.op for i in ordered]
         known = embed_texts(core.embedder, texts_to_embed(ops))
         added: list[int] = []
@@ -89,8 +93,9 @@ def _rebuild(core: Core, conn: apsw.Connection) -> state.IndexChange:
     }
     for table in _STATE_TABLES:
         conn.execute(f"DELETE FROM {table}")
-    ops = [core.log.decrypt(e, core.log_key) for e in core.log.entries()]
-    for op in ops:
+    entries = core.log.entries()
+    ops = [core.log.decrypt(e, core.log_key) for e in entries]
+    for op in admitted(entries, ops):
         state.apply(conn, op)
     conn.execute("UPDATE counters SET value=value+1 WHERE name='memories'")
     rowids = [int(r[0]) for r in conn.execute("SELECT rowid FROM items")]

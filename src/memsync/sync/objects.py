@@ -77,10 +77,12 @@ class SyncKeys:
     names: bytes
 
     @classmethod
-    def derive(cls, vault_key: bytes, epoch: int) -> SyncKeys:
+    def derive(cls, vault_key: bytes, epoch: int, epoch_key: bytes) -> SyncKeys:
+        """Objects are sealed under the epoch's key (a revoked device cannot open what is
+        written after it); names derive from the vault key, so they stay the same."""
         return cls(
             epoch,
-            aead.hkdf(vault_key, b"memsync/v1/sync/objects"),
+            aead.hkdf(epoch_key, b"memsync/v1/sync/objects"),
             aead.hkdf(vault_key, b"memsync/v1/sync/names"),
         )
 
@@ -306,6 +308,48 @@ class Checkpoint:
 
     def verify(self, signature: bytes, sign_pub: bytes) -> bool:
         return verify(sign_pub, signature, b"memsync/v1/checkpoint" + self.body())
+
+
+# Epoch keys.
+
+
+def seal_epoch(
+    keys: SyncKeys, device: DeviceKeys, vault_id: str, epoch: int, stanzas: list[dict[str, str]]
+) -> bytes:
+    """The key of a new epoch, wrapped to each device that remains and to the recovery
+    identity, signed by the device that revoked another (sealed under the oldest epoch's
+    object key, so every device can read the envelope and only recipients the key)."""
+    body = json.dumps(
+        {"vault": vault_id, "epoch": epoch, "by": device.device_id, "stanzas": stanzas},
+        sort_keys=True,
+    ).encode()
+    doc = {"body": _b64(body), "sig": _b64(sign(device, b"memsync/v1/epoch" + body))}
+    return keys.seal(json.dumps(doc).encode(), b"memsync/v1/epoch")
+
+
+@dataclass(frozen=True)
+class EpochKeys:
+    vault_id: str
+    epoch: int
+    by: str
+    stanzas: list[wrap.Stanza]
+    body: bytes
+    signature: bytes
+
+    def verify(self, sign_pub: bytes) -> bool:
+        return verify(sign_pub, self.signature, b"memsync/v1/epoch" + self.body)
+
+
+def open_epoch(blob: bytes, keys: SyncKeys) -> EpochKeys:
+    raw = _open_any(blob, b"memsync/v1/epoch", [keys], "an epoch key object")
+    try:
+        doc = json.loads(raw)
+        body, sig = _unb64(doc["body"]), _unb64(doc["sig"])
+        d = json.loads(body)
+        stanzas = [wrap.Stanza.from_json(x) for x in d["stanzas"]]
+        return EpochKeys(str(d["vault"]), int(d["epoch"]), str(d["by"]), stanzas, body, sig)
+    except (ValueError, KeyError, TypeError, CorruptVault) as exc:
+        raise SyncRefused(f"an epoch key object is malformed: {exc}") from None
 
 
 # The root.

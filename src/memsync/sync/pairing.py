@@ -118,8 +118,8 @@ def answer_for(remote: Remote, request: Request) -> tuple[bytes, bytes, str] | N
 
 def open_welcome(
     remote: Remote, request: Request, keys: DeviceKeys, approver_sign_pub: bytes
-) -> tuple[bytes, bytes, bytes | None] | None:
-    """(header bytes, vault key, recovery wrapping key) from the approver's welcome, or
+) -> tuple[bytes, bytes, bytes | None, dict[int, bytes]] | None:
+    """(header bytes, vault key, recovery wrapping key, epoch keys) from the welcome, or
     None while there is none; SyncRefused if it is not signed by the approver."""
     blob = remote.get(f"w/{request.id}")
     if blob is None:
@@ -139,7 +139,8 @@ def open_welcome(
     inner = json.loads(aead.unpad(aead.open_sealed(aead.hkdf(vault_key, ad), body, ad)))
     header = base64.b64decode(inner["header"], validate=True)
     recovery = inner.get("recovery_wrap_pub")
-    return header, vault_key, None if recovery is None else base64.b64decode(recovery)
+    epochs = {int(n): base64.b64decode(k) for n, k in inner.get("epoch_keys", {}).items()}
+    return header, vault_key, None if recovery is None else base64.b64decode(recovery), epochs
 
 
 def clean_up(remote: Remote, request: Request) -> None:
@@ -199,7 +200,13 @@ def welcome(core: Core, remote: Remote, request: Request, header: bytes) -> None
         core.vault_key, X25519PublicKey.from_public_bytes(request.wrap_pub), kind="device", ad=ad
     ).to_json()
     recovery = core.recovery_wrap_pub()
+    epoch_keys = {
+        str(n): _b64(k)
+        for (n,) in core.conn.execute("SELECT epoch FROM epochs")
+        if (k := core.epoch_key(int(n))) is not None
+    }
     inner = {
+        "epoch_keys": epoch_keys,
         "header": _b64(header),
         "recovery_wrap_pub": None if recovery is None else _b64(recovery),
     }

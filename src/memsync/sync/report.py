@@ -47,7 +47,10 @@ def full_header(core: Core) -> Header:
     recovery identity's copy taken from this device's header."""
     ad = header_ad(core.header.vault_id, core.header.epoch)
     stanzas = [s for s in core.header.stanzas if s.kind == "recovery"]
-    for (pub,) in core.conn.execute("SELECT wrap_pub FROM devices ORDER BY device_id"):
+    for (pub,) in core.conn.execute(
+        "SELECT wrap_pub FROM devices WHERE device_id NOT IN "
+        "(SELECT device_id FROM revocations) ORDER BY device_id"
+    ):
         key = X25519PublicKey.from_public_bytes(bytes(pub))
         stanzas.append(wrap.wrap_key(core.vault_key, key, kind="device", ad=ad))
     return replace(core.header, stanzas=tuple(stanzas))

@@ -12,14 +12,17 @@ import builtins
 import contextlib
 import json
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from memsync import codec
-from memsync.core import Core, db_key
+from memsync.core import Core, db_key, epoch_ad
 from memsync.crypto import phrase, wrap
 from memsync.crypto.device import (
     DeviceKeys,
@@ -76,6 +79,7 @@ class DeviceInfo:
     enrolled_by: str  # a device id, "genesis" or "recovery phrase"
     last_seen: int | None  # the clock of its newest entry here (ms)
     this_device: bool
+    revoked_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,65 @@ class Remotes:
         person saw the same six words on it); see `memsync device approve`."""
         return approve(self.core, remote, confirm, name)
 
+    def revoke(self, who: str) -> DeviceInfo:
+        """Revoke a device (by id or name): a new epoch key, wrapped only to the devices
+        that remain and to the recovery identity, encrypts everything written from now on,
+        and entries the revoked device writes later count for nothing on any device. What
+        it already held, it keeps. Sync afterwards to tell the other devices."""
+        core = self.core
+        matches = [d for d in self.devices() if who in (d.device_id, d.name)]
+        if not matches:
+            raise NotFound(f"no device {who} (see `memsync device list`)")
+        if len(matches) > 1:
+            raise UsageError(f"several devices are named {who}: give the device id")
+        target = matches[0]
+        if target.this_device:
+            raise UsageError("a device cannot revoke itself: revoke it from another one")
+        if target.revoked_at is not None:
+            raise UsageError(f"device {target.device_id} is already revoked")
+        recovery = core.recovery_wrap_pub()
+        if recovery is None:
+            raise UsageError(
+                "this device does not know the recovery key's public half: run "
+                "`memsync recover` here once, then revoke"
+            )
+        with core.db.write() as conn:
+            row = conn.execute("SELECT max(epoch) FROM epochs").fetchone()
+            epoch = max(int(row[0] or 0), core.header.epoch) + 1
+            key = secrets.token_bytes(32)
+            ad = epoch_ad(core.header.vault_id, epoch)
+            stanzas = [
+                wrap.wrap_key(
+                    key, X25519PublicKey.from_public_bytes(bytes(pub)), kind="device", ad=ad
+                ).to_json()
+                for (pub,) in conn.execute(
+                    "SELECT wrap_pub FROM devices WHERE device_id != ? AND device_id NOT IN "
+                    "(SELECT device_id FROM revocations)",
+                    (target.device_id,),
+                )
+            ]
+            stanzas.append(
+                wrap.wrap_key(
+                    key, X25519PublicKey.from_public_bytes(recovery), kind="recovery", ad=ad
+                ).to_json()
+            )
+            seq = core.log.heads().get(target.device_id, (0, b""))[0]
+            core.remember_epoch_key(epoch, key)
+            core.commit(
+                [
+                    {
+                        "op": "revoke_device",
+                        "device_id": target.device_id,
+                        "seq": seq,
+                        "epoch": epoch,
+                        "stanzas": stanzas,
+                        "by": core.device.device_id,
+                        "at": codec.to_ms(core.clock()),
+                    }
+                ]
+            )
+        return next(d for d in self.devices() if d.device_id == target.device_id)
+
     def devices(self) -> builtins.list[DeviceInfo]:
         """Every device of the vault: its name, when and by whom it was let in, and when
         this device last heard from it."""
@@ -170,6 +233,9 @@ class Remotes:
                 first = core.log.entry(device, 1)
                 op = {} if first is None else core.log.decrypt(first, core.log_key)
                 by = "genesis" if "recovery_sign_pub" in op else "recovery phrase"
+            revoked = core.conn.execute(
+                "SELECT at FROM revocations WHERE device_id=?", (device,)
+            ).fetchone()
             out.append(
                 DeviceInfo(
                     device,
@@ -178,6 +244,7 @@ class Remotes:
                     by,
                     None if last is None else hlc_millis(int(last)),
                     device == core.device.device_id,
+                    None if revoked is None else int(revoked[0]),
                 )
             )
         return out
@@ -283,6 +350,7 @@ def restore(
         kdf,
         embedder,
         progress,
+        identity=phrase.recovery_identity(words),
     )
 
 
@@ -299,6 +367,8 @@ def _establish(
     kdf: KdfParams,
     embedder: Embedder | None,
     progress: Progress | None,
+    identity: X25519PrivateKey | None = None,
+    epoch_keys: dict[int, bytes] | None = None,
 ) -> Core:
     """A new home for a vault that exists on `store`: this device's database, filled
     from the remote, its declaration in its own feed, its key file and header, then one
@@ -326,7 +396,9 @@ def _establish(
                 "INSERT INTO remotes(name, url, added_at) VALUES(?,?,?)",
                 ("origin", normalize_url(url) if url else store.url, codec.to_ms(core.clock())),
             )
-        Syncer(core, store, "origin", progress).pull()
+        for epoch, key in (epoch_keys or {}).items():
+            core.remember_epoch_key(epoch, key)
+        Syncer(core, store, "origin", progress, identity).pull()
         core.commit([declaration(core)])
         write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
         write_atomic(paths.header, local.to_bytes())
@@ -375,7 +447,7 @@ def join(
         welcome = _wait(
             lambda: pairing.open_welcome(store, request, keys, approver_sign), deadline, poll
         )
-        header_bytes, vault_key, recovery_pub = welcome
+        header_bytes, vault_key, recovery_pub, epoch_keys = welcome
         header = Header.from_bytes(header_bytes)
 
         def declared(core: Core) -> dict[str, object]:
@@ -394,6 +466,7 @@ def join(
             kdf,
             embedder,
             progress,
+            epoch_keys=epoch_keys,
         )
     finally:
         with contextlib.suppress(RemoteError):
