@@ -712,6 +712,7 @@ def test_cli_config_lists_every_key(home: Path) -> None:
         "proxy.budget",
         "proxy.timeout",
         "proxy.capture",
+        "sync.interval",
     ]
     for key in keys:
         assert key in shown
@@ -814,6 +815,7 @@ def test_cli_config_set_and_unset(home: Path) -> None:
         "proxy.budget": "1000",
         "proxy.timeout": "120.0",
         "proxy.capture": "false",
+        "sync.interval": "300.0",
     }
     with open_vault(home) as vault:
         assert vault.settings().llm_api_key is None

@@ -61,9 +61,14 @@ def check(
             (str(r[0]), int(r[1])): bytes(r[2])
             for r in conn.execute("SELECT device_id, seq, hash FROM oplog")
         }
-    except (IntegrityError, UnicodeDecodeError, TypeError, ValueError) as exc:
+    except (IntegrityError, UnicodeDecodeError, TypeError, ValueError, apsw.Error) as exc:
+        # A damaged page the integrity check did not reach is found here instead.
         problems.append(LogProblem("log", f"unreadable: {exc}"))
-        return CheckReport(0, 0, tuple(problems), state.digest(conn), "")
+        try:
+            live = state.digest(conn)
+        except apsw.Error:
+            live = ""
+        return CheckReport(0, 0, tuple(problems), live, "")
     # One slot per entry (None where it does not decrypt), so ops stay beside entries.
     decrypted: list[dict[str, Any] | None] = []
     for e in entries:
