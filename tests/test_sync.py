@@ -15,7 +15,7 @@ from conftest import PASSPHRASE, create_vault
 from memsync.crypto.device import FAST_KDF
 from memsync.errors import BadRecoveryPhrase, RemoteError, SyncRefused, UsageError
 from memsync.index.embed import HashEmbedder
-from memsync.model import Memory, SearchFilters, Status
+from memsync.model import Memory, Message, SearchFilters, Status
 from memsync.sync.remote import Conflict, FolderRemote, MemoryRemote
 from memsync.vault import Vault
 
@@ -164,7 +164,11 @@ def test_nothing_readable_on_the_remote(fast_dir: Path) -> None:
     made = create_vault(fast_dir / "a", device_name=f"laptop {canary}")
     a = made.vault
     a.add(f"My secret is {canary}")
-    a.add_app(f"app-{canary[:6].lower()}")
+    a.add_app(f"app-{canary.lower()}")
+    a.ingest(
+        [Message("user", f"I keep the spare key under the {canary} pot")],
+        title=f"Chat about {canary}",
+    )
     url = fast_dir / "remote"
     a.remotes.add("usb", str(url))
     a.sync()
@@ -172,7 +176,7 @@ def test_nothing_readable_on_the_remote(fast_dir: Path) -> None:
     blobs = [p.read_bytes() for p in url.rglob("*") if p.is_file()]
     names = [str(p.relative_to(url)) for p in url.rglob("*")]
     assert blobs
-    for needle in (canary, vid, a.device.device_id, "laptop"):
+    for needle in (canary, canary.lower(), vid, a.device.device_id, "laptop", "spare key"):
         for enc in ("utf-8", "utf-16-le", "utf-16-be"):
             raw = needle.encode(enc)
             assert not any(raw in b for b in blobs), needle
@@ -218,3 +222,21 @@ def test_the_server_syncs_in_the_background_and_says_so(
             time.sleep(0.3)
         assert "Written while the server runs" in texts(b)
         assert client.get("/v1/health").json()["sync"]["last_sync"] is not None
+
+
+def test_an_unreachable_remote_is_one_clear_error_and_changes_nothing(
+    pair: Pair, fast_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("boto3")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    a = pair.a
+    before = digest(a)
+    with pytest.raises(RemoteError, match="listing failed"):
+        a.remotes.add("s3", "s3://bucket/x?endpoint=http://127.0.0.1:9")
+    assert [r.name for r in a.remotes.list()] == ["usb"]
+    # The folder goes away (an unplugged stick): sync says so, and the vault is unchanged.
+    Path(pair.url).rename(fast_dir / "unplugged")
+    with pytest.raises(RemoteError):
+        a.sync()
+    assert digest(a) == before
