@@ -194,18 +194,12 @@ class Core:
         and raises, `Stale` or its own error, if not; then nothing is written.
         """
         known = embed_texts(self.embedder, texts_to_embed(ops), vectors, progress)
-        added: list[int] = []
-        removed: list[int] = []
-        updated: list[int] = []
         with self.db.write() as conn:
             if guard is not None:
                 guard(conn)
             self.log.append_all(ops, self.log_key, self.epoch())
-            for op in ops:
-                change = state.apply(conn, op)
-                added += change.added
-                removed += change.removed
-                updated += change.updated
+            change = state.apply_all(conn, ops)
+            added = change.added
             embed_items(conn, self.embedder, added, known)
             self._commits += 1
             if self._commits % 256 == 1 or len(added) > 1000:
@@ -213,7 +207,7 @@ class Core:
                     "DELETE FROM item_changes WHERE seq <= (SELECT max(seq) FROM item_changes) - ?",
                     (_CHANGES_KEPT,),
                 )
-        return state.IndexChange(tuple(added), tuple(removed), tuple(updated))
+        return change
 
     def record(self, ops: Sequence[dict[str, Any]]) -> None:
         """Commit `ops` that depend on nothing the vault holds (disclosures): like

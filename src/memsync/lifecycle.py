@@ -47,6 +47,7 @@ from memsync.store.files import (
     default_home,
     header_ad,
     read_file,
+    remove_home_files,
     write_atomic,
 )
 
@@ -133,10 +134,7 @@ def create(
     except BaseException:
         if core is not None:
             core.close()
-        for p in (paths.header, paths.device_key, paths.database):
-            p.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(str(paths.database) + suffix).unlink(missing_ok=True)
+        remove_home_files(paths)
         raise
     return core, words
 

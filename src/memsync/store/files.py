@@ -127,3 +127,11 @@ def read_file(path: Path, what: str) -> bytes:
         raise VaultNotFound(f"{what} missing: {path}") from None
     except OSError as exc:
         raise CorruptVault(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def remove_home_files(paths: VaultPaths) -> None:
+    """Remove what a vault creation that failed part-way wrote (never a working vault)."""
+    for p in (paths.header, paths.device_key, paths.database):
+        p.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(str(paths.database) + suffix).unlink(missing_ok=True)

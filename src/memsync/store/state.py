@@ -312,6 +312,19 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
     raise IntegrityError(f"unknown operation type {kind!r}")
 
 
+def apply_all(conn: apsw.Connection, ops: Iterable[dict[str, Any]]) -> IndexChange:
+    """Apply `ops` in order; what they did to the index, together."""
+    added: list[int] = []
+    removed: list[int] = []
+    updated: list[int] = []
+    for op in ops:
+        change = apply(conn, op)
+        added += change.added
+        removed += change.removed
+        updated += change.updated
+    return IndexChange(tuple(added), tuple(removed), tuple(updated))
+
+
 def _add_source(conn: apsw.Connection, s: Source) -> IndexChange:
     if conn.execute("SELECT 1 FROM sources WHERE id=?", (s.id,)).fetchone():
         return IndexChange()

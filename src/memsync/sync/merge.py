@@ -72,16 +72,9 @@ def apply_incoming(
     if not revokes and (last is None or all(_order(i.entry) > last for i in ordered)):
         ops = [i.op for i in ordered]
         known = embed_texts(core.embedder, texts_to_embed(ops))
-        added: list[int] = []
-        removed: list[int] = []
-        updated: list[int] = []
-        for op in ops:
-            change = state.apply(conn, op)
-            added += change.added
-            removed += change.removed
-            updated += change.updated
-        embed_items(conn, core.embedder, added, known)
-        return state.IndexChange(tuple(added), tuple(removed), tuple(updated)), False
+        change = state.apply_all(conn, ops)
+        embed_items(conn, core.embedder, change.added, known)
+        return change, False
     return _rebuild(core, conn), True
 
 

@@ -46,7 +46,14 @@ from memsync.lifecycle import database_for, device_op
 from memsync.log.oplog import hlc_millis
 from memsync.log.verify import endorsement
 from memsync.store import db
-from memsync.store.files import Header, VaultPaths, default_home, header_ad, write_atomic
+from memsync.store.files import (
+    Header,
+    VaultPaths,
+    default_home,
+    header_ad,
+    remove_home_files,
+    write_atomic,
+)
 from memsync.sync import objects, pairing
 from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
@@ -406,10 +413,7 @@ def _establish(
     except BaseException:
         if core is not None:
             core.close()
-        for p in (paths.header, paths.device_key, paths.database):
-            p.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(str(paths.database) + suffix).unlink(missing_ok=True)
+        remove_home_files(paths)
         raise
     return core
 
