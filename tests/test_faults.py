@@ -108,3 +108,51 @@ def test_an_import_cut_short_by_a_full_disk_keeps_whole_sources_and_resumes(
         texts = sorted(s.messages[0].content for s in vault.sources())
         assert vault.check().ok
     assert texts == sorted(c[0]["content"] for c in conversations)
+
+
+@pytest.mark.parametrize("after", [0, 3, 8, 20])
+def test_a_sync_onto_a_full_disk_is_one_clear_error_and_resumes(
+    shim: Path, fast_dir: Path, after: int
+) -> None:
+    from memsync.crypto.device import FAST_KDF
+    from memsync.index.embed import HashEmbedder
+    from memsync.vault import Vault
+
+    made = create_vault(fast_dir / "a")
+    remote = fast_dir / "remote"
+    with made.vault as a:
+        a.remotes.add("usb", str(remote))
+        a.sync()
+        b = Vault.recover(
+            fast_dir / "b",
+            made.recovery_phrase,
+            PASSPHRASE,
+            kdf=FAST_KDF,
+            embedder=HashEmbedder(),
+            from_url=str(remote),
+        )
+        b.close()
+        for i in range(20):
+            a.add(f"Memory {i} written on the first device")
+        a.sync()
+        wanted = {m.text for m in a.list(limit=None).items}
+    before = _snapshot(fast_dir / "b")
+    done = subprocess.run(
+        [str(MEMSYNC), "sync"],
+        env=_env(fast_dir / "b", shim, MEMSYNC_FAULT="enospc", MEMSYNC_FAULT_AFTER=str(after)),
+        capture_output=True,
+        text=True,
+    )
+    if after == 0 or done.returncode != 0:
+        assert done.returncode == 13, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    with open_vault(fast_dir / "b") as b:
+        report = b.check()
+        assert report.ok
+        texts = {m.text for m in b.list(limit=None).items}
+        # All of what arrived, or none of it: never half a sync.
+        assert report.state_digest == before[0] or wanted <= texts
+    again = subprocess.run([str(MEMSYNC), "sync"], env=_env(fast_dir / "b"), capture_output=True)
+    assert again.returncode == 0, again.stderr
+    with open_vault(fast_dir / "b") as b:
+        assert wanted <= {m.text for m in b.list(limit=None).items}
