@@ -62,6 +62,7 @@ class Syncer:
         self.base = SyncKeys.derive(core.vault_key, 0, core.vault_key)
         self.identity = identity
         self.provisional: dict[int, bytes] = {}
+        self.locked_out = False
         self._learn_epochs(identity)
         epochs = [0] + [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epochs")]
         epochs += [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epoch_keys")]
@@ -182,7 +183,7 @@ class Syncer:
         first_seq = pushed + 1
         by_epoch = {k.epoch: k for k in self.all_keys}
         done = 0
-        for chunk in _segments(entries):
+        for chunk in objects.segments(entries, SEGMENT_ENTRIES):
             # A segment holds entries of one epoch, under that epoch's key: a device
             # revoked in between can read the older ones only.
             keys = by_epoch.get(chunk[0].epoch, self.keys)
@@ -261,7 +262,8 @@ class Syncer:
             segment=segment,
             segment_first=first or 0,
         )
-        blob = cp.seal(self.keys, core.device)
+        # Under the oldest key: it holds only hashes, and a revoked device must see feeds move.
+        blob = cp.seal(self.base, core.device)
         self._upload(self.keys.checkpoint_name(own), blob, overwrite=True)
         self._remember(cp)
         self.published = cp
@@ -360,6 +362,9 @@ class Syncer:
                     self._fork(device, mine[0], theirs[1])
                 continue
             got_feed = self._fetch_feed(cp, mine[0], record_keys)
+            if got_feed is None and self.locked_out:
+                waiting.append(f"feed {device}: under a key this device does not hold")
+                continue
             if got_feed is None:
                 waiting.append(f"feed {device}: segments not visible yet")
                 continue
@@ -426,6 +431,11 @@ class Syncer:
             got = self._get(name)
             keys_blob = self._get(self.keys.keys_name(name))
             if got is None or keys_blob is None:
+                return None
+            if objects.content_name(got[0]) == name and not objects.opens(got[0], self.all_keys):
+                # Whole, but sealed under an epoch key this device does not hold: it was
+                # revoked, or the new key is not visible here yet. Nothing to read; wait.
+                self.locked_out = True
                 return None
             segment = Segment.open(name, got[0], self.all_keys)
             keys = objects.open_keys(keys_blob[0], name, self.all_keys)
@@ -579,16 +589,6 @@ class Syncer:
             self._publish(None, None, self.published)
         notes = (*self.repaired, *waiting)
         return SyncReport(self.name, pushed, pulled, changes, rebuilt, notes, self.up, self.down)
-
-
-def _segments(entries: list[Entry]) -> list[list[Entry]]:
-    """Consecutive entries cut into segments of at most SEGMENT_ENTRIES, one epoch each."""
-    out: list[list[Entry]] = []
-    for e in entries:
-        if not out or len(out[-1]) >= SEGMENT_ENTRIES or out[-1][-1].epoch != e.epoch:
-            out.append([])
-        out[-1].append(e)
-    return out
 
 
 def _remember_in(conn: apsw.Connection, remote: str, cp: Checkpoint) -> None:

@@ -191,6 +191,15 @@ class Segment:
         return cls(tuple(entries), previous)
 
 
+def opens(blob: bytes, keys: Sequence[SyncKeys]) -> bool:
+    """Whether a segment opens under one of `keys`."""
+    try:
+        _open_any(blob, b"memsync/v1/segment", keys, "segment")
+    except SyncRefused:
+        return False
+    return True
+
+
 def _open_any(blob: bytes, ad: bytes, keys: Sequence[SyncKeys], what: str) -> bytes:
     for k in keys:
         try:
@@ -198,6 +207,16 @@ def _open_any(blob: bytes, ad: bytes, keys: Sequence[SyncKeys], what: str) -> by
         except CryptoError:
             continue
     raise SyncRefused(f"{what} does not open with this vault's keys (altered, or foreign)")
+
+
+def segments(entries: list[Entry], most: int) -> list[list[Entry]]:
+    """Consecutive entries cut into segments of at most `most` entries, one epoch each."""
+    out: list[list[Entry]] = []
+    for e in entries:
+        if not out or len(out[-1]) >= most or out[-1][-1].epoch != e.epoch:
+            out.append([])
+        out[-1].append(e)
+    return out
 
 
 # Record keys.
