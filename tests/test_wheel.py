@@ -152,3 +152,24 @@ def test_the_default_works_end_to_end_from_the_wheel(
     }
     reply = _run(bin_dir, home, "mcp", "--app", "wheel-test", stdin=json.dumps(initialize) + "\n")
     assert json.loads(reply.splitlines()[0])["result"]["serverInfo"]["name"]
+
+
+def test_sync_works_from_the_wheel_and_s3_names_its_extra(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A folder remote needs nothing more; an S3 one says which extra it needs."""
+    _, bin_dir = installed
+    home = tmp_path / "sync-home"
+    _run(bin_dir, home, "init")
+    _run(bin_dir, home, "add", "Synced from the wheel")
+    _run(bin_dir, home, "remote", "add", "usb", str(tmp_path / "remote"))
+    assert "pushed" in _run(bin_dir, home, "sync")
+    done = subprocess.run(
+        [str(bin_dir / "memsync"), "remote", "add", "cloud", "s3://bucket/prefix"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 14, done.stderr
+    assert "memsync[s3]" in done.stderr and "Traceback" not in done.stderr
