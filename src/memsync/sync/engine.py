@@ -33,7 +33,7 @@ from memsync.index.vectors import VectorIndex
 from memsync.log import oplog
 from memsync.log.oplog import ZERO_HASH, Entry
 from memsync.sync import epochs, objects, trust
-from memsync.sync.merge import Incoming, apply_incoming
+from memsync.sync.merge import Incoming, apply_incoming, embed_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
 from memsync.sync.report import FeedChange, SyncReport, changes_of, full_header
@@ -374,19 +374,17 @@ class Syncer:
         self._confirm_provisional(incoming)
         changes = changes_of(core, incoming)
         rebuilt = False
-        if incoming:
-            with core.db.write() as w:
-                if core.log.heads() != local:
-                    raise Conflict("the vault changed during sync; sync again")
-                _, rebuilt = apply_incoming(core, w, incoming)
-                for cp, _, _ in checkpoints.values():
-                    _remember_in(w, self.name, cp)
-            if rebuilt:
-                core.vectors = VectorIndex(core.embedder.dim)
-        elif checkpoints:
-            with core.db.write() as w:
-                for cp, _, _ in checkpoints.values():
-                    _remember_in(w, self.name, cp)
+        bar = self.progress  # the slow part of a new device's first sync: its own index
+        vectors = embed_incoming(core, incoming, bar and (lambda d, t: bar("index", d, t)))
+        with core.db.write() as w:
+            if incoming and core.log.heads() != local:
+                raise Conflict("the vault changed during sync; sync again")
+            if incoming:
+                _, rebuilt = apply_incoming(core, w, incoming, vectors)
+            for cp, _, _ in checkpoints.values():
+                _remember_in(w, self.name, cp)
+        if rebuilt:
+            core.vectors = VectorIndex(core.embedder.dim)
         return len(incoming), changes, rebuilt, tuple(waiting)
 
     def _confirm_provisional(self, incoming: list[Incoming]) -> None:

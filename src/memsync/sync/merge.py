@@ -10,12 +10,13 @@ a rebuild keeps every vector whose text is unchanged and embeds only the new tex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apsw
 import numpy as np
+import numpy.typing as npt
 
 from memsync.core import Core
 from memsync.index.vectors import embed_items, embed_texts, texts_to_embed
@@ -23,7 +24,9 @@ from memsync.log.oplog import Entry
 from memsync.log.verify import admitted
 from memsync.store import state
 
-__all__ = ["Incoming", "apply_incoming"]
+__all__ = ["Incoming", "apply_incoming", "embed_incoming"]
+
+Vector = npt.NDArray[np.float32]
 
 # The tables that hold the state the log determines (not the log, keys or settings).
 _STATE_TABLES = (
@@ -58,10 +61,14 @@ def _order(e: Entry) -> tuple[int, str, int]:
 
 
 def apply_incoming(
-    core: Core, conn: apsw.Connection, incoming: Sequence[Incoming]
+    core: Core,
+    conn: apsw.Connection,
+    incoming: Sequence[Incoming],
+    known: Mapping[str, Vector] | None = None,
 ) -> tuple[state.IndexChange, bool]:
     """Store `incoming` in the log and bring the state up to date; returns what changed
-    in the index and whether the state was rebuilt. Inside a write transaction."""
+    in the index and whether the state was rebuilt. Inside a write transaction; `known`
+    holds the vectors of the new texts, embedded before it (see `embed_incoming`)."""
     last = core.log.last()
     ordered = sorted(incoming, key=lambda i: _order(i.entry))
     for item in ordered:
@@ -71,19 +78,28 @@ def apply_incoming(
     revokes = any(i.op.get("op") == "revoke_device" for i in ordered)
     if not revokes and (last is None or all(_order(i.entry) > last for i in ordered)):
         ops = [i.op for i in ordered]
-        known = embed_texts(core.embedder, texts_to_embed(ops))
+        known = embed_texts(core.embedder, texts_to_embed(ops), known)
         change = state.apply_all(conn, ops)
         embed_items(conn, core.embedder, change.added, known)
         return change, False
-    return _rebuild(core, conn), True
+    return _rebuild(core, conn, known or {}), True
 
 
-def _rebuild(core: Core, conn: apsw.Connection) -> state.IndexChange:
+def embed_incoming(
+    core: Core, incoming: Sequence[Incoming], progress: Callable[[int, int], None] | None
+) -> dict[str, Vector]:
+    """Vectors of the texts `incoming` adds: embedding is most of a sync's time (all of a
+    new device's), so it is done before the write lock is taken."""
+    return embed_texts(core.embedder, texts_to_embed([i.op for i in incoming]), None, progress)
+
+
+def _rebuild(core: Core, conn: apsw.Connection, known: Mapping[str, Vector]) -> state.IndexChange:
     # Vectors of texts that survive the rebuild are kept: embedding is the slow part.
     kept = {
         str(text): np.frombuffer(bytes(vec), dtype=np.float32)
         for text, vec in conn.execute("SELECT text, vec FROM items WHERE vec IS NOT NULL")
     }
+    kept.update(known)
     for table in _STATE_TABLES:
         conn.execute(f"DELETE FROM {table}")
     entries = core.log.entries()
