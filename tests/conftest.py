@@ -35,6 +35,13 @@ def create_vault(home: Path, embedder: Embedder | None = None, **kwargs: object)
     )
 
 
+def restore_vault(home: Path, recovery_phrase: str, url: str) -> Vault:
+    """A new device of the vault on remote `url`, restored with its recovery phrase."""
+    return Vault.recover(
+        home, recovery_phrase, PASSPHRASE, kdf=FAST_KDF, embedder=HashEmbedder(), from_url=url
+    )
+
+
 def open_vault(home: Path, passphrase: str = PASSPHRASE) -> Vault:
     return Vault.open(home, passphrase, embedder=HashEmbedder())
 

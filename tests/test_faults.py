@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSPHRASE, create_vault, open_vault
+from conftest import PASSPHRASE, create_vault, open_vault, restore_vault
 from memsync.store import state
 
 MEMSYNC = Path(sys.executable).parent / "memsync"
@@ -114,24 +114,13 @@ def test_an_import_cut_short_by_a_full_disk_keeps_whole_sources_and_resumes(
 def test_a_sync_onto_a_full_disk_is_one_clear_error_and_resumes(
     shim: Path, fast_dir: Path, after: int
 ) -> None:
-    from memsync.crypto.device import FAST_KDF
-    from memsync.index.embed import HashEmbedder
-    from memsync.vault import Vault
 
     made = create_vault(fast_dir / "a")
     remote = fast_dir / "remote"
     with made.vault as a:
         a.remotes.add("usb", str(remote))
         a.sync()
-        b = Vault.recover(
-            fast_dir / "b",
-            made.recovery_phrase,
-            PASSPHRASE,
-            kdf=FAST_KDF,
-            embedder=HashEmbedder(),
-            from_url=str(remote),
-        )
-        b.close()
+        restore_vault(fast_dir / "b", made.recovery_phrase, str(remote)).close()
         for i in range(20):
             a.add(f"Memory {i} written on the first device")
         a.sync()

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSPHRASE, create_vault
-from memsync.crypto.device import FAST_KDF
+from conftest import create_vault, restore_vault
 from memsync.errors import NotFound, UsageError
-from memsync.index.embed import HashEmbedder
 from memsync.sync.engine import Syncer
 from memsync.sync.objects import Segment
 from memsync.sync.remote import FolderRemote
@@ -19,9 +17,7 @@ from memsync.vault import Vault
 
 
 def _restore(home: Path, url: str, words: str) -> Vault:
-    return Vault.recover(
-        home, words, PASSPHRASE, kdf=FAST_KDF, embedder=HashEmbedder(), from_url=url
-    )
+    return restore_vault(home, words, url)
 
 
 def _texts(v: Vault) -> set[str]:

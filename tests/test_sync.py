@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSPHRASE, create_vault
-from memsync.crypto.device import FAST_KDF
+from conftest import PASSPHRASE, create_vault, restore_vault
 from memsync.errors import BadRecoveryPhrase, RemoteError, SyncRefused, UsageError
 from memsync.index.embed import HashEmbedder
 from memsync.model import Memory, Message, SearchFilters, Status
@@ -33,9 +32,7 @@ def digest(v: Vault) -> str:
 
 
 def restore(home: Path, url: str, phrase: str) -> Vault:
-    return Vault.recover(
-        home, phrase, PASSPHRASE, kdf=FAST_KDF, embedder=HashEmbedder(), from_url=url
-    )
+    return restore_vault(home, phrase, url)
 
 
 @pytest.fixture

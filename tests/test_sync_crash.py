@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import PASSPHRASE, create_vault
-from memsync.crypto.device import FAST_KDF
+from conftest import PASSPHRASE, create_vault, restore_vault
 from memsync.index.embed import HashEmbedder
 from memsync.vault import Vault
 
@@ -35,14 +34,7 @@ def test_sync_killed_anywhere_resumes(fast_dir: Path) -> None:
     with made.vault as a:
         a.remotes.add("usb", url)
         a.sync()
-    Vault.recover(
-        fast_dir / "b",
-        made.recovery_phrase,
-        PASSPHRASE,
-        kdf=FAST_KDF,
-        embedder=HashEmbedder(),
-        from_url=url,
-    ).close()
+    restore_vault(fast_dir / "b", made.recovery_phrase, url).close()
     written: list[str] = []
     killed = 0
     for round_ in range(KILLS):
@@ -81,14 +73,7 @@ def test_sync_killed_anywhere_resumes(fast_dir: Path) -> None:
             digests.append(report.state_digest)
     assert digests[0] == digests[1]
     # A device restored from the remote alone reads it whole.
-    fresh = Vault.recover(
-        fast_dir / "c",
-        made.recovery_phrase,
-        PASSPHRASE,
-        kdf=FAST_KDF,
-        embedder=HashEmbedder(),
-        from_url=url,
-    )
+    fresh = restore_vault(fast_dir / "c", made.recovery_phrase, url)
     with fresh:
         assert set(written) <= {m.text for m in fresh.list(limit=None).items}
     print(f"\nsync kills: {killed} of {KILLS} syncs killed mid-way")

@@ -16,13 +16,10 @@ import pytest
 
 boto3 = pytest.importorskip("boto3")
 
-from conftest import PASSPHRASE, create_vault  # noqa: E402
-from memsync.crypto.device import FAST_KDF  # noqa: E402
+from conftest import create_vault, restore_vault  # noqa: E402
 from memsync.errors import RemoteError  # noqa: E402
-from memsync.index.embed import HashEmbedder  # noqa: E402
 from memsync.sync.remote import Conflict  # noqa: E402
 from memsync.sync.urls import open_remote  # noqa: E402
-from memsync.vault import Vault  # noqa: E402
 
 
 def _free_port() -> int:
@@ -95,14 +92,7 @@ def test_two_devices_sync_through_s3_and_it_sees_only_ciphertext(
     a.add(f"The code word is {canary}")
     a.remotes.add("s3", bucket)
     a.sync()
-    b = Vault.recover(
-        fast_dir / "b",
-        made.recovery_phrase,
-        PASSPHRASE,
-        kdf=FAST_KDF,
-        embedder=HashEmbedder(),
-        from_url=bucket,
-    )
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, bucket)
     try:
         assert canary in b.list().items[0].text
         b.add("Second device note")
