@@ -169,6 +169,7 @@ class Core:
         self.log = oplog.OpLog(lambda: database.conn, header.vault_id, keys)
         self.vectors = VectorIndex(embedder.dim)
         self._commits = 0
+        self._recovery_sign_pub: bytes | None = None  # fixed at genesis: read once
         self._appends = _GroupCommit(self)
 
     @property
@@ -276,15 +277,8 @@ class Core:
 
     def _unwrap_epoch(self, epoch: int, identity: X25519PrivateKey) -> bytes | None:
         ad = epoch_ad(self.header.vault_id, epoch)
-        stanzas: list[dict[str, str]] = []
         row = self.conn.execute("SELECT stanzas FROM epochs WHERE epoch=?", (epoch,)).fetchone()
-        if row is not None:
-            stanzas += json.loads(row[0])
-        mine = self.conn.execute(
-            "SELECT epoch_keys FROM enrolments WHERE device_id=?", (self.device.device_id,)
-        ).fetchone()
-        if mine is not None and str(epoch) in json.loads(mine[0]):
-            stanzas.append(json.loads(mine[0])[str(epoch)])
+        stanzas: list[dict[str, str]] = [] if row is None else json.loads(row[0])
         try:
             return wrap.find_and_unwrap([wrap.Stanza.from_json(s) for s in stanzas], identity, ad)
         except (CryptoError, CorruptVault):
@@ -303,6 +297,11 @@ class Core:
 
     def recovery_sign_pub(self) -> bytes:
         """The recovery identity's signing key, as the genesis device declared it."""
+        if self._recovery_sign_pub is None:
+            self._recovery_sign_pub = self._declared_recovery_key()
+        return self._recovery_sign_pub
+
+    def _declared_recovery_key(self) -> bytes:
         for (device,) in self.conn.execute("SELECT device_id FROM devices ORDER BY added_at"):
             entry = self.log.entry(str(device), 1)
             if entry is None:
@@ -312,16 +311,20 @@ class Core:
                 return base64.b64decode(op["recovery_sign_pub"])
         raise IntegrityError("the log declares no recovery key")
 
+    def members(self) -> dict[str, X25519PublicKey]:
+        """The wrapping keys of the devices the vault has not revoked, by device id."""
+        return {
+            str(d): X25519PublicKey.from_public_bytes(bytes(p))
+            for d, p in self.conn.execute(
+                "SELECT device_id, wrap_pub FROM devices WHERE device_id NOT IN "
+                "(SELECT device_id FROM revocations) ORDER BY device_id"
+            )
+        }
+
     def root_recipients(self) -> list[X25519PublicKey]:
         """Who can open the vault's root on a remote: every device, and the recovery
         identity when this vault knows its public key."""
-        out = [
-            X25519PublicKey.from_public_bytes(bytes(r[0]))
-            for r in self.conn.execute(
-                "SELECT wrap_pub FROM devices WHERE device_id NOT IN "
-                "(SELECT device_id FROM revocations) ORDER BY device_id"
-            )
-        ]
+        out = list(self.members().values())
         recovery = self.recovery_wrap_pub()
         if recovery is not None:
             out.append(X25519PublicKey.from_public_bytes(recovery))

@@ -34,7 +34,6 @@ from memsync.errors import (
     CryptoError,
     IntegrityError,
     UsageError,
-    VaultExists,
 )
 from memsync.index.embed import Embedder
 from memsync.index.embedders import embedder_for
@@ -87,8 +86,7 @@ def create(
     """A new vault and its recovery phrase; see `Vault.create`."""
     check_passphrase_strength(passphrase)
     paths = VaultPaths(Path(home) if home else default_home())
-    if paths.header.exists() or paths.database.exists():
-        raise VaultExists(f"a vault already exists at {paths.home}")
+    paths.require_absent()
     words = (
         phrase.normalize_phrase(recovery_phrase)
         if recovery_phrase

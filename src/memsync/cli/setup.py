@@ -27,7 +27,6 @@ from memsync.cli.unlock import (
     warn_if_test_kdf,
 )
 from memsync.crypto.phrase import normalize_phrase
-from memsync.errors import VaultExists
 from memsync.index.e5 import E5Embedder
 from memsync.index.embedders import CHOICES, embedder_for
 from memsync.vault import Vault
@@ -69,8 +68,7 @@ def init(embedder: str, device_name: str | None, as_json: bool) -> None:
     Example: memsync init
     """
     paths = vault_paths()
-    if paths.header.exists() or paths.database.exists():
-        raise VaultExists(f"a vault already exists at {paths.home}")
+    paths.require_absent()
     chosen = embedder_for(embedder)
     if isinstance(chosen, E5Embedder):
         # An optional model: say it is missing (or cannot run here) before any prompt.
@@ -158,8 +156,7 @@ def recover(from_url: str | None) -> None:
     """
     paths = vault_paths()
     if from_url is not None:
-        if paths.header.exists() or paths.database.exists():
-            raise VaultExists(f"a vault already exists at {paths.home}; restore into another")
+        paths.require_absent()
         old_ids = None
     else:
         old_ids = vault_and_device_ids(paths)

@@ -21,7 +21,7 @@ from memsync.cli.unlock import (
     warn_if_test_kdf,
 )
 from memsync.codec import from_ms
-from memsync.errors import UsageError, VaultExists
+from memsync.errors import UsageError
 from memsync.sync.engine import SyncReport
 from memsync.vault import Vault
 
@@ -176,8 +176,7 @@ def device_join(url: str, name: str | None, timeout: float) -> None:
     Example: memsync device join s3://my-bucket/memsync --name phone
     """
     paths = vault_paths()
-    if paths.header.exists() or paths.database.exists():
-        raise VaultExists(f"a vault already exists at {paths.home}")
+    paths.require_absent()  # before the passphrase is asked for
     passphrase = ask_new_passphrase(NEW_PASSPHRASE_ENV)
 
     def show(code: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import apsw
@@ -104,14 +104,23 @@ def check(
     return CheckReport(len(entries), len(sign_keys), tuple(problems), live, rebuilt_digest)
 
 
-def admitted(entries: list[oplog.Entry], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The operations that count, in replay order: all but those a revoked device wrote
-    after the entry its revocation names."""
-    cutoffs: dict[str, int] = {}
+def revocation_cutoffs(
+    ops: Iterable[dict[str, Any]], known: dict[str, int] | None = None
+) -> dict[str, int]:
+    """For each revoked device, the last entry of its feed that counts (`known` adds
+    revocations already applied)."""
+    cutoffs = dict(known or {})
     for op in ops:
         if op.get("op") == "revoke_device":
             target, upto = str(op["device_id"]), int(op["seq"])
             cutoffs[target] = min(cutoffs.get(target, upto), upto)
+    return cutoffs
+
+
+def admitted(entries: list[oplog.Entry], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operations that count, in replay order: all but those a revoked device wrote
+    after the entry its revocation names."""
+    cutoffs = revocation_cutoffs(ops)
     return [
         op
         for e, op in zip(entries, ops, strict=True)

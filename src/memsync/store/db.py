@@ -192,8 +192,7 @@ CREATE TABLE IF NOT EXISTS enrolments(
     wrap_pub TEXT NOT NULL,
     sign_pub TEXT NOT NULL,
     by_device TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    epoch_keys TEXT NOT NULL DEFAULT '{}'
+    at INTEGER NOT NULL
 );
 -- Revoked devices: entries of theirs after `seq` count for nothing, and every epoch from
 -- `epoch` on has a key they were never given (`epochs`, wrapped to who remained).
@@ -244,11 +243,6 @@ CREATE TABLE IF NOT EXISTS sync_seen(
     version INTEGER NOT NULL,
     digest BLOB NOT NULL,
     PRIMARY KEY(remote, device_id)
-);
-CREATE TABLE IF NOT EXISTS sync_segments(
-    remote TEXT NOT NULL,
-    name TEXT NOT NULL,
-    PRIMARY KEY(remote, name)
 );
 CREATE TABLE IF NOT EXISTS sync_evidence(
     rowid INTEGER PRIMARY KEY,

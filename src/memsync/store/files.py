@@ -19,7 +19,7 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from memsync.crypto.wrap import Stanza
-from memsync.errors import CorruptVault, VaultNotFound
+from memsync.errors import CorruptVault, VaultExists, VaultNotFound
 
 HEADER_FORMAT = "memsync-vault"
 HEADER_VERSION = 1
@@ -49,6 +49,11 @@ class VaultPaths:
 
     def exists(self) -> bool:
         return self.header.exists()
+
+    def require_absent(self) -> None:
+        """Refuse to make a vault where one (or part of one) already is."""
+        if self.header.exists() or self.database.exists():
+            raise VaultExists(f"a vault already exists at {self.home}")
 
     def require(self) -> None:
         if not self.header.exists():

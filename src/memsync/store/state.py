@@ -205,16 +205,9 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         return IndexChange()
     if kind == "enrol_device":
         conn.execute(
-            "INSERT OR IGNORE INTO enrolments(device_id, wrap_pub, sign_pub, by_device, at, "
-            "epoch_keys) VALUES(?,?,?,?,?,?)",
-            (
-                op["device_id"],
-                op["wrap_pub"],
-                op["sign_pub"],
-                op["by"],
-                int(op["at"]),
-                json.dumps(op.get("epoch_keys", {}), sort_keys=True),
-            ),
+            "INSERT OR IGNORE INTO enrolments(device_id, wrap_pub, sign_pub, by_device, at) "
+            "VALUES(?,?,?,?,?)",
+            (op["device_id"], op["wrap_pub"], op["sign_pub"], op["by"], int(op["at"])),
         )
         return IndexChange()
     if kind == "revoke_device":
@@ -310,6 +303,32 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
             )
         return IndexChange()
     raise IntegrityError(f"unknown operation type {kind!r}")
+
+
+# The tables the log determines (not the log, its keys, the vectors' sources or the
+# device's own settings), children before parents.
+_STATE_TABLES = (
+    "disclosed",
+    "disclosures",
+    "apps",
+    "bio",
+    "provenance",
+    "memory_tags",
+    "items",
+    "messages",
+    "sources",
+    "memories",
+    "devices",
+    "enrolments",
+    "revocations",
+    "epochs",
+)
+
+
+def reset(conn: apsw.Connection) -> None:
+    """Empty the state, before it is rebuilt from the log (inside a write)."""
+    for table in _STATE_TABLES:
+        conn.execute(f"DELETE FROM {table}")
 
 
 def apply_all(conn: apsw.Connection, ops: Iterable[dict[str, Any]]) -> IndexChange:
@@ -519,8 +538,7 @@ _DIGEST_QUERIES = (
     "ORDER BY id",
     "SELECT source_id, idx, role, content, ts, name, start FROM messages ORDER BY source_id, idx",
     "SELECT device_id, wrap_pub, sign_pub, name, added_at FROM devices ORDER BY device_id",
-    "SELECT device_id, wrap_pub, sign_pub, by_device, at, epoch_keys FROM enrolments "
-    "ORDER BY device_id",
+    "SELECT device_id, wrap_pub, sign_pub, by_device, at FROM enrolments ORDER BY device_id",
     "SELECT device_id, seq, epoch, by_device, at FROM revocations ORDER BY device_id",
     "SELECT epoch, stanzas, at FROM epochs ORDER BY epoch",
     "SELECT name, token_hash, scope, rate_per_minute, created_at, revoked_at FROM apps "

@@ -30,7 +30,7 @@ from memsync.core import Core
 from memsync.crypto import wrap
 from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefused
 from memsync.index.vectors import VectorIndex
-from memsync.log import oplog
+from memsync.log import oplog, verify
 from memsync.log.oplog import ZERO_HASH, Entry
 from memsync.sync import epochs, objects, trust
 from memsync.sync.merge import Incoming, apply_incoming, embed_incoming
@@ -64,12 +64,12 @@ class Syncer:
         self.provisional: dict[int, bytes] = {}
         self.locked_out = False
         self._learn_epochs(identity)
-        epochs = [0] + [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epochs")]
-        epochs += [int(r[0]) for r in core.conn.execute("SELECT epoch FROM epoch_keys")]
-        epochs += list(self.provisional)
+        numbers = {0, *self.provisional}
+        numbers |= {int(r[0]) for r in core.conn.execute("SELECT epoch FROM epochs")}
+        numbers |= {int(r[0]) for r in core.conn.execute("SELECT epoch FROM epoch_keys")}
         held = [
             (e, k)
-            for e in sorted(set(epochs))
+            for e in sorted(numbers)
             if (k := core.epoch_key(e) or self.provisional.get(e)) is not None
         ]
         # Newest first: what this device writes under, then what it can still read.
@@ -139,7 +139,7 @@ class Syncer:
         core = self.core
         name = objects.root_name(core.recovery_sign_pub())
         current = self.remote.get(name)
-        if current is None and any(r != name for r in self.remote.list("r/")):
+        if current is None and objects.other_roots(self.remote.list("r/"), name):
             raise RemoteError(
                 f"remote {self.name} holds another vault; use an empty folder or prefix"
             )
@@ -376,13 +376,14 @@ class Syncer:
         rebuilt = False
         bar = self.progress  # the slow part of a new device's first sync: its own index
         vectors = embed_incoming(core, incoming, bar and (lambda d, t: bar("index", d, t)))
-        with core.db.write() as w:
-            if incoming and core.log.heads() != local:
-                raise Conflict("the vault changed during sync; sync again")
-            if incoming:
-                _, rebuilt = apply_incoming(core, w, incoming, vectors)
-            for cp, _, _ in checkpoints.values():
-                _remember_in(w, self.name, cp)
+        if incoming or checkpoints:
+            with core.db.write() as w:
+                if incoming and core.log.heads() != local:
+                    raise Conflict("the vault changed during sync; sync again")
+                if incoming:
+                    _, rebuilt = apply_incoming(core, w, incoming, vectors)
+                for cp, _, _ in checkpoints.values():
+                    _remember_in(w, self.name, cp)
         if rebuilt:
             core.vectors = VectorIndex(core.embedder.dim)
         return len(incoming), changes, rebuilt, tuple(waiting)
@@ -512,10 +513,8 @@ class Syncer:
                     {"device": device},
                 )
         sign_keys = trust.trusted_keys(self.core, fetched, decrypted)
-        for (writer, _), op in sorted(decrypted.items()):
-            if op.get("op") == "revoke_device" and writer in sign_keys:
-                target, upto = str(op["device_id"]), int(str(op["seq"]))
-                cutoffs[target] = min(cutoffs.get(target, upto), upto)
+        vouched = [op for (writer, _), op in sorted(decrypted.items()) if writer in sign_keys]
+        cutoffs = verify.revocation_cutoffs(vouched, cutoffs)
         for device, entries in fetched.items():
             kept = [e for e in entries if not revoked(device, e.seq)]
             if len(kept) < len(entries):

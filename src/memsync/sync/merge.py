@@ -28,24 +28,6 @@ __all__ = ["Incoming", "apply_incoming", "embed_incoming"]
 
 Vector = npt.NDArray[np.float32]
 
-# The tables that hold the state the log determines (not the log, keys or settings).
-_STATE_TABLES = (
-    "disclosed",
-    "disclosures",
-    "apps",
-    "bio",
-    "provenance",
-    "memory_tags",
-    "items",
-    "messages",
-    "sources",
-    "memories",
-    "devices",
-    "enrolments",
-    "revocations",
-    "epochs",
-)
-
 
 @dataclass(frozen=True)
 class Incoming:
@@ -100,8 +82,7 @@ def _rebuild(core: Core, conn: apsw.Connection, known: Mapping[str, Vector]) -> 
         for text, vec in conn.execute("SELECT text, vec FROM items WHERE vec IS NOT NULL")
     }
     kept.update(known)
-    for table in _STATE_TABLES:
-        conn.execute(f"DELETE FROM {table}")
+    state.reset(conn)
     entries = core.log.entries()
     ops = [core.log.decrypt(e, core.log_key) for e in entries]
     for op in admitted(entries, ops):

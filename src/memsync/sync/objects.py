@@ -111,6 +111,12 @@ def root_name(recovery_sign_pub: bytes) -> str:
     return "r/" + hashlib.sha256(b"memsync/v1/root-name" + recovery_sign_pub).hexdigest()[:40]
 
 
+def other_roots(roots: Sequence[str], ours: str) -> bool:
+    """Whether a remote's listing of roots shows a vault other than the one named `ours`
+    (one remote, one vault: a second would be refused)."""
+    return any(r != ours for r in roots)
+
+
 # Segments.
 
 

@@ -175,9 +175,7 @@ def offer(remote: Remote, request: Request, keys: DeviceKeys) -> str:
     return safety_code(request.to_bytes(), answer)
 
 
-def approve_request(
-    core: Core, remote: Remote, request: Request, name: str | None
-) -> dict[str, object]:
+def approve_request(core: Core, request: Request) -> dict[str, object]:
     """Record the enrolment of `request`'s device (the caller has compared the codes) and
     return the operation; `welcome` then hands the keys over."""
     op: dict[str, object] = {
@@ -186,7 +184,6 @@ def approve_request(
         "wrap_pub": _b64(request.wrap_pub),
         "sign_pub": _b64(request.sign_pub),
         "by": core.device.device_id,
-        "name": name,
         "at": codec.to_ms(core.clock()),
     }
     core.commit([op])

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-
 from memsync.core import Core
 from memsync.crypto import wrap
 from memsync.store.files import Header, header_ad
@@ -47,11 +45,7 @@ def full_header(core: Core) -> Header:
     recovery identity's copy taken from this device's header."""
     ad = header_ad(core.header.vault_id, core.header.epoch)
     stanzas = [s for s in core.header.stanzas if s.kind == "recovery"]
-    for (pub,) in core.conn.execute(
-        "SELECT wrap_pub FROM devices WHERE device_id NOT IN "
-        "(SELECT device_id FROM revocations) ORDER BY device_id"
-    ):
-        key = X25519PublicKey.from_public_bytes(bytes(pub))
+    for key in core.members().values():
         stanzas.append(wrap.wrap_key(core.vault_key, key, kind="device", ad=ad))
     return replace(core.header, stanzas=tuple(stanzas))
 

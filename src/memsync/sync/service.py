@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
-import json
 import re
 import secrets
 import time
@@ -38,7 +37,6 @@ from memsync.errors import (
     RemoteError,
     SyncRefused,
     UsageError,
-    VaultExists,
 )
 from memsync.index.embed import Embedder
 from memsync.index.embedders import embedder_for
@@ -119,9 +117,8 @@ class Remotes:
         if probe:
             remote = open_remote(canonical)
             remote.prepare()
-            name_here = objects.root_name(self.core.recovery_sign_pub())
-            roots = remote.list("r/")
-            if roots and name_here not in roots:
+            ours = objects.root_name(self.core.recovery_sign_pub())
+            if objects.other_roots(remote.list("r/"), ours) and remote.get(ours) is None:
                 raise RemoteError(f"{url} holds another vault; use an empty folder or prefix")
         info = RemoteInfo(name, canonical, codec.to_ms(self.core.clock()))
         with self.core.db.write() as conn:
@@ -149,16 +146,14 @@ class Remotes:
         """Forget a remote on this device (what it holds stays there)."""
         self.get(name)
         with self.core.db.write() as conn:
-            for table in ("remotes", "sync_pushed", "sync_seen", "sync_segments"):
-                column = "name" if table == "remotes" else "remote"
-                conn.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+            conn.execute("DELETE FROM remotes WHERE name=?", (name,))
+            for table in ("sync_pushed", "sync_seen"):
+                conn.execute(f"DELETE FROM {table} WHERE remote=?", (name,))
 
-    def approve(
-        self, confirm: Callable[[str], bool], remote: str | None = None, name: str | None = None
-    ) -> pairing.Request:
+    def approve(self, confirm: Callable[[str], bool], remote: str | None = None) -> pairing.Request:
         """Let in the device waiting on `remote` if `confirm(safety_code)` is true (the
         person saw the same six words on it); see `memsync device approve`."""
-        return approve(self.core, remote, confirm, name)
+        return approve(self.core, remote, confirm)
 
     def revoke(self, who: str) -> DeviceInfo:
         """Revoke a device (by id or name): a new epoch key, wrapped only to the devices
@@ -188,14 +183,9 @@ class Remotes:
             key = secrets.token_bytes(32)
             ad = epoch_ad(core.header.vault_id, epoch)
             stanzas = [
-                wrap.wrap_key(
-                    key, X25519PublicKey.from_public_bytes(bytes(pub)), kind="device", ad=ad
-                ).to_json()
-                for (pub,) in conn.execute(
-                    "SELECT wrap_pub FROM devices WHERE device_id != ? AND device_id NOT IN "
-                    "(SELECT device_id FROM revocations)",
-                    (target.device_id,),
-                )
+                wrap.wrap_key(key, pub, kind="device", ad=ad).to_json()
+                for device, pub in core.members().items()
+                if device != target.device_id
             ]
             stanzas.append(
                 wrap.wrap_key(
@@ -311,11 +301,11 @@ def restore(
     with a new device enrolled by the recovery key; see `Vault.recover`."""
     check_passphrase_strength(new_passphrase)
     paths = VaultPaths(Path(home) if home else default_home())
-    if paths.header.exists() or paths.database.exists():
-        raise VaultExists(f"a vault already exists at {paths.home}")
+    paths.require_absent()
     words = phrase.normalize_phrase(recovery_phrase)
     store = remote if remote is not None else open_remote(url)
     signing = phrase.recovery_signing_key(words)
+    identity = phrase.recovery_identity(words)
     name = objects.root_name(signing.public_key().public_bytes_raw())
     blob = store.get(name)
     if blob is None:
@@ -323,19 +313,19 @@ def restore(
             raise BadRecoveryPhrase(f"this recovery phrase does not open the vault on {url}")
         raise RemoteError(f"{url} holds no vault")
     try:
-        root = objects.open_root(blob.data, phrase.recovery_identity(words))
+        root = objects.open_root(blob.data, identity)
     except CryptoError:
         raise BadRecoveryPhrase(f"this recovery phrase does not open the vault on {url}") from None
     header = root.header
     ad = header_ad(header.vault_id, header.epoch)
     try:
-        vault_key = wrap.find_and_unwrap(header.stanzas, phrase.recovery_identity(words), ad)
+        vault_key = wrap.find_and_unwrap(header.stanzas, identity, ad)
     except CryptoError:
         raise SyncRefused(
             f"the root on {url} does not hold the vault key for this phrase"
         ) from None
     keys = generate_device()
-    recovery_pub = phrase.recovery_identity(words).public_key().public_bytes_raw()
+    recovery_pub = identity.public_key().public_bytes_raw()
 
     def endorsed(core: Core) -> dict[str, object]:
         op = device_op(keys, codec.to_ms(core.clock()), "recovered")
@@ -357,7 +347,7 @@ def restore(
         kdf,
         embedder,
         progress,
-        identity=phrase.recovery_identity(words),
+        identity=identity,
     )
 
 
@@ -436,8 +426,7 @@ def join(
     `Vault.join`. `show_code(code)` is called with the safety code to compare."""
     check_passphrase_strength(passphrase)
     paths = VaultPaths(Path(home) if home else default_home())
-    if paths.header.exists() or paths.database.exists():
-        raise VaultExists(f"a vault already exists at {paths.home}")
+    paths.require_absent()
     store = remote if remote is not None else open_remote(url)
     if not store.list("r/"):
         raise RemoteError(f"{url} holds no vault to join")
@@ -495,11 +484,10 @@ def approve(
     core: Core,
     remote_name: str | None,
     confirm: Callable[[str], bool],
-    name: str | None = None,
     remote: Remote | None = None,
 ) -> pairing.Request:
     """Answer the pairing request on a remote, and let the device in if `confirm(code)`
-    says the person saw the same code on it; see `Vault.approve_device`."""
+    says the person saw the same code on it; see `Remotes.approve`."""
     remotes = Remotes(core)
     infos = [remotes.get(remote_name)] if remote_name else remotes.list()
     if not infos:
@@ -519,11 +507,7 @@ def approve(
     if not confirm(code):
         store.delete(f"o/{request.id}")
         raise UsageError("the safety codes differ: the new device was not let in")
-    pairing.approve_request(core, store, request, name)
+    pairing.approve_request(core, request)
     _sync_one(core, store, info.name, None)
     pairing.welcome(core, store, request, full_header(core).to_bytes())
     return request
-
-
-def evidence_json(items: list[Evidence]) -> str:
-    return json.dumps([e.__dict__ for e in items], indent=2)
