@@ -12,7 +12,8 @@ the CLI prints as one line, with the `exit_code` it exits with.
     ├── EmbedderError, LLMError
     ├── Unauthenticated, AccessDenied, RateLimited
     ├── VaultBusy, StorageError
-    └── RemoteError (RemoteUnreachable), SyncRefused
+    ├── RemoteError (RemoteUnreachable), SyncRefused
+    └── ChainError (ChainUnreachable)
 """
 
 from __future__ import annotations
@@ -172,3 +173,16 @@ class SyncRefused(MemsyncError):
     local state is unchanged; `memsync sync --evidence` shows what was kept as proof."""
 
     exit_code = 15
+
+
+class ChainError(MemsyncError):
+    """The chain could not be used as asked: no chain configured, the chain extra not
+    installed, a wrong chain id, a contract that is not memsync's registry, a vault not
+    registered there, or a transaction the chain reverted. Nothing was recorded locally."""
+
+    exit_code = 16
+
+
+class ChainUnreachable(ChainError):
+    """The chain's RPC endpoint did not answer (a bad URL, a node that stopped); nothing was
+    changed locally."""
