@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"edits"},
     {"disclose"},
     {"lifecycle"},
+    {"chain"},
     {"sync"},
     {"vault"},
     {"export", "__init__"},

@@ -1,9 +1,9 @@
 """The Vault: the one public API that the CLI and every other adapter call.
 
 It composes the narrow `Core` (keys, log, database, embedder, vectors, clock) with the
-steps of the data flow: capture, reconcile, retrieve, disclose, the profile and direct
-edits. Any number of processes (and threads) may use one vault: reads run in parallel,
-writes take turns, and each sees the others' changes on its next call.
+data flow: capture, reconcile, retrieve, disclose, the profile, edits, sync, the chain.
+Any number of processes (and threads) may use one vault: reads run in parallel, writes
+take turns, and each sees the others' changes on its next call.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import apsw
@@ -62,6 +61,7 @@ from memsync.store.explain import Explanation, explain
 from memsync.store.files import Header, VaultPaths, write_atomic
 from memsync.store.ledger import Disclosure
 from memsync.sync import service as sync_service
+from memsync.sync.anchor import Chain
 from memsync.sync.engine import Progress as SyncProgress
 from memsync.sync.engine import SyncReport
 
@@ -152,13 +152,9 @@ class Vault:
     ) -> NewVault:
         """Create a vault in `home` (default: `$MEMSYNC_HOME` or the user data dir)."""
         core, words = lifecycle.create(
-            home,
-            passphrase,
-            embedder=embedder,
-            kdf=kdf,
-            device_name=device_name,
+            home, passphrase, embedder=embedder, kdf=kdf, device_name=device_name,
             recovery_phrase=recovery_phrase,
-        )
+        )  # fmt: skip
         return NewVault(cls(core), words)
 
     @classmethod
@@ -172,9 +168,8 @@ class Vault:
     ) -> Vault:
         """Unlock an existing vault with the passphrase (or a remembered device secret);
         nothing is written unless the unlock succeeds."""
-        return cls(
-            lifecycle.open_vault(home, passphrase, device_secret=device_secret, embedder=embedder)
-        )
+        kw = {"device_secret": device_secret, "embedder": embedder}
+        return cls(lifecycle.open_vault(home, passphrase, **kw))  # type: ignore[arg-type]
 
     @classmethod
     def recover(
@@ -206,6 +201,11 @@ class Vault:
         """This device's remotes and the vault's devices (`add`, `list`, `devices`, …)."""
         return sync_service.Remotes(self.core)
 
+    @property
+    def chain(self) -> Chain:
+        """The chain: `configure`, `register`, `anchor`, `status`, `history`, …"""
+        return Chain(self.core)
+
     def sync(self, remote: str | None = None, progress: SyncProgress | None = None) -> Synced:
         """Push this device's changes to `remote` (or every remote) and take in the others',
         verified: `vault.sync("usb")`; `SyncRefused` (and no change) if a remote cheats."""
@@ -222,9 +222,7 @@ class Vault:
     def __enter__(self) -> Vault:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # The write path.

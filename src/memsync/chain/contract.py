@@ -127,7 +127,7 @@ def rpc_errors(where: str) -> Iterator[None]:
     except (RequestException, Web3Exception) as exc:
         raise ChainError(f"the chain's RPC endpoint ({where}) failed: {exc}") from None
     except Exception as exc:
-        from eth_tester.exceptions import TransactionFailed
+        from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 
         if isinstance(exc, TransactionFailed):
             raise ChainError(_revert_message(revert_data(exc), str(exc))) from None
@@ -142,8 +142,8 @@ def _reason(exc: BaseException) -> str:
 
 def _revert_message(data: object, fallback: str) -> str:
     """The registry's own words for a revert, decoded from its error data."""
-    from eth_abi import decode
-    from eth_utils import keccak
+    from eth_abi.abi import decode
+    from eth_utils.crypto import keccak
 
     raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else data
     if isinstance(raw, bytes) and len(raw) >= 4:
@@ -176,7 +176,9 @@ class Registry:
 
         headers = {"Authorization": f"Bearer {rpc_key}"} if rpc_key else {}
         kwargs = {"timeout": timeout, "headers": headers}
-        return Web3(Web3.HTTPProvider(rpc, request_kwargs=kwargs, exception_retry_configuration=None))
+        return Web3(
+            Web3.HTTPProvider(rpc, request_kwargs=kwargs, exception_retry_configuration=None)
+        )
 
     @classmethod
     def connect(cls, w3: Any, contract: str, chain_id: int | None, where: str) -> Registry:
@@ -187,9 +189,7 @@ class Registry:
         with rpc_errors(where):
             actual = int(w3.eth.chain_id)
             if chain_id is not None and actual != chain_id:
-                raise ChainError(
-                    f"{where} is chain {actual}, not chain {chain_id} as configured"
-                )
+                raise ChainError(f"{where} is chain {actual}, not chain {chain_id} as configured")
             if not Web3.is_address(contract):
                 raise ChainError(f"{contract!r} is not a contract address")
             address = Web3.to_checksum_address(contract)
@@ -202,10 +202,15 @@ class Registry:
         return cls(w3, address, actual, where)
 
     @classmethod
-    def deploy(cls, w3: Any, sender: Sender, where: str) -> tuple[Registry, Receipt]:
+    def deploy(
+        cls, w3: Any, sender: Sender, where: str, chain_id: int | None = None
+    ) -> tuple[Registry, Receipt]:
         """Deploy a new registry (a private chain, a test) and return it."""
         with rpc_errors(where):
-            chain_id = int(w3.eth.chain_id)
+            actual = int(w3.eth.chain_id)
+            if chain_id is not None and actual != chain_id:
+                raise ChainError(f"{where} is chain {actual}, not chain {chain_id} as configured")
+            chain_id = actual
             factory = w3.eth.contract(abi=build().abi, bytecode=build().bytecode)
             receipt = _send(w3, factory.constructor(), sender, chain_id)
             address = w3.eth.get_transaction_receipt(receipt.tx)["contractAddress"]
@@ -244,7 +249,9 @@ class Registry:
 
     # Changing: signed by the owner key, sent by `sender`.
 
-    def _sign(self, kind: str, message: dict[str, Any], owner_key: bytes) -> tuple[int, bytes, bytes]:
+    def _sign(
+        self, kind: str, message: dict[str, Any], owner_key: bytes
+    ) -> tuple[int, bytes, bytes]:
         from eth_account import Account
         from eth_account.messages import encode_typed_data
 
@@ -310,9 +317,7 @@ class Registry:
         if key is not None:
             filters["key"] = key
         with rpc_errors(self.where):
-            logs = self.contract.events.Published().get_logs(
-                from_block=0, argument_filters=filters
-            )
+            logs = self.contract.events.Published().get_logs(from_block=0, argument_filters=filters)
         return [(bytes(x["args"]["key"]), bytes(x["args"]["data"])) for x in logs]
 
 
@@ -345,7 +350,11 @@ def _send(w3: Any, fn: Any, sender: Sender, chain_id: int) -> Receipt:
         fn.call({"from": frm})
     if sender.key is not None:
         tx = fn.build_transaction(
-            {"from": frm, "nonce": w3.eth.get_transaction_count(frm, "pending"), "chainId": chain_id}
+            {
+                "from": frm,
+                "nonce": w3.eth.get_transaction_count(frm, "pending"),
+                "chainId": chain_id,
+            }
         )
         raw = Account.sign_transaction(tx, sender.key).raw_transaction
         tx_hash = w3.eth.send_raw_transaction(raw)

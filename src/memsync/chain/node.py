@@ -46,18 +46,18 @@ class _Backend:
 
     def __init__(self) -> None:
         need_chain_extra()
-        from eth_tester import EthereumTester
+        from eth_tester import EthereumTester  # type: ignore[import-untyped]
         from web3 import EthereumTesterProvider
         from web3.providers.eth_tester import middleware
 
         self.tester = EthereumTester()
         self.provider = EthereumTesterProvider(self.tester)
-        self.requests: dict[str, Callable[..., Any]] = dict(middleware.request_formatters)
-        self.results: dict[str, Callable[..., Any]] = dict(middleware.result_formatters or {})
+        self.requests: dict[Any, Callable[..., Any]] = dict(middleware.request_formatters)
+        self.results: dict[Any, Callable[..., Any]] = dict(middleware.result_formatters or {})
         self.lock = threading.Lock()
 
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
-        from eth_tester.exceptions import TransactionFailed
+        from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 
         if method in ("eth_call", "eth_estimateGas") and params and "from" not in params[0]:
             # eth-tester needs a sender even for a read: its first (funded) account.

@@ -20,7 +20,7 @@ import apsw
 
 from memsync.errors import CorruptVault, StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -251,6 +251,26 @@ CREATE TABLE IF NOT EXISTS sync_evidence(
     what TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- The chain this device anchors to and checks syncs against (settings of the device;
+-- the keys are here because the whole database is encrypted).
+CREATE TABLE IF NOT EXISTS chain(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rpc TEXT NOT NULL,
+    chain_id INTEGER NOT NULL,
+    contract TEXT,
+    rpc_key TEXT,
+    sender_key BLOB,
+    owner_key BLOB,
+    anchor_after_sync INTEGER NOT NULL DEFAULT 1
+);
+-- The newest on-chain checkpoint this device has verified: a node that serves an older
+-- one is contradicting what was seen.
+CREATE TABLE IF NOT EXISTS chain_seen(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    contract TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    root BLOB NOT NULL
+);
 """
 
 # From an older schema version to the current one; then SCHEMA adds any new tables.
@@ -263,6 +283,7 @@ _MIGRATIONS = {
     "2": "",
     "3": "",
     "4": "",
+    "5": "",
 }
 
 

@@ -9,9 +9,9 @@ Pull: every checkpoint is read and checked against what this device has verified
 here, and every entry is checked — content hash, signature by a device the log trusts,
 sequence and hash chain, the record key that opens it — before anything is written.
 Then all of it is applied in one transaction (`merge.apply_incoming`). A remote that
-rolls back, forks, skips or alters anything is refused with `SyncRefused`; what proves it
-is stored (`Vault.sync_evidence`) and nothing else changes. What is only not visible
-yet (a listing that lags, a segment still on its way) is left for the next sync.
+rolls back, forks, skips or alters anything (against this device or the chain's witness)
+is refused with `SyncRefused`, the proof stored (`Vault.sync_evidence`), nothing changed.
+What is only not visible yet (a lagging listing, a segment on its way) waits a sync.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from memsync.sync.merge import Incoming, apply_incoming, embed_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
 from memsync.sync.report import FeedChange, SyncReport, changes_of, full_header
+from memsync.sync.witness import Witness
 
 __all__ = ["FeedChange", "SyncReport", "Syncer"]
 
@@ -54,6 +55,7 @@ class Syncer:
         name: str,
         progress: Progress | None = None,
         identity: X25519PrivateKey | None = None,
+        witness: Witness | None = None,
     ):
         self.core = core
         self.remote = remote
@@ -61,6 +63,7 @@ class Syncer:
         self.progress = progress
         self.base = SyncKeys.derive(core.vault_key, 0, core.vault_key)
         self.identity = identity
+        self.witness = witness  # the chain, when one is configured
         self.provisional: dict[int, bytes] = {}
         self.locked_out = False
         self._learn_epochs(identity)
@@ -371,6 +374,8 @@ class Syncer:
             fetched[device] = got_feed
         incoming = self._verify(fetched, record_keys, checkpoints, local)
         self._cross_check(checkpoints, local, fetched)
+        if self.witness is not None:
+            self.witness(self, checkpoints, local, fetched)
         self._confirm_provisional(incoming)
         changes = changes_of(core, incoming)
         rebuilt = False
@@ -403,17 +408,13 @@ class Syncer:
             self.core.remember_epoch_key(epoch, key)
 
     def _fork(self, device: str, seq: int, other_hash: str) -> NoReturn:
-        mine = self.core.log.entry(device, seq)
+        held = self.core.log.entry(device, seq)
+        mine = "" if held is None else held.hash(self.core.header.vault_id).hex()
         self._refuse(
             "fork",
             f"remote {self.name} serves a different entry {seq} of feed {device} than the "
             "one this device verified",
-            {
-                "device": device,
-                "seq": seq,
-                "served_hash": other_hash,
-                "verified_hash": "" if mine is None else mine.hash(self.core.header.vault_id).hex(),
-            },
+            {"device": device, "seq": seq, "served_hash": other_hash, "verified_hash": mine},
         )
 
     def _fetch_feed(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import dataclasses
 import re
 import secrets
 import time
@@ -32,6 +33,7 @@ from memsync.crypto.device import (
 )
 from memsync.errors import (
     BadRecoveryPhrase,
+    ChainError,
     CryptoError,
     NotFound,
     RemoteError,
@@ -53,6 +55,7 @@ from memsync.store.files import (
     write_atomic,
 )
 from memsync.sync import objects, pairing
+from memsync.sync.anchor import Chain
 from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
 from memsync.sync.report import SyncReport, full_header
@@ -266,17 +269,29 @@ def sync(
     targets = [remotes.get(name)] if name else remotes.list()
     if not targets:
         raise UsageError("no remote to sync with: add one with `memsync remote add NAME URL`")
+    chain = Chain(core)
     reports = []
     for info in targets:
         store = remote if remote is not None else open_remote(info.url)
-        reports.append(_sync_one(core, store, info.name, progress))
+        reports.append(_sync_one(core, store, info.name, progress, chain))
+    settings = chain.settings()
+    if settings is not None and settings.owner and settings.anchor_after_sync:
+        try:
+            done = chain.anchor()
+            note = None if done is None else f"anchored as chain checkpoint {done.counter}"
+        except ChainError as exc:
+            note = f"not anchored: {exc}"
+        if note:
+            reports[-1] = dataclasses.replace(reports[-1], waiting=(*reports[-1].waiting, note))
     return reports
 
 
-def _sync_one(core: Core, remote: Remote, name: str, progress: Progress | None) -> SyncReport:
+def _sync_one(
+    core: Core, remote: Remote, name: str, progress: Progress | None, chain: Chain
+) -> SyncReport:
     for attempt in range(_RETRIES):
         try:
-            return Syncer(core, remote, name, progress).run()
+            return Syncer(core, remote, name, progress, witness=chain.witness()).run()
         except Conflict:
             # Another process of this device (or the other side) moved while this one
             # synced: what was done stays done, and the next round starts from it.
@@ -508,6 +523,6 @@ def approve(
         store.delete(f"o/{request.id}")
         raise UsageError("the safety codes differ: the new device was not let in")
     pairing.approve_request(core, request)
-    _sync_one(core, store, info.name, None)
+    _sync_one(core, store, info.name, None, Chain(core))
     pairing.welcome(core, store, request, full_header(core).to_bytes())
     return request
