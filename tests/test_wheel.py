@@ -173,3 +173,23 @@ def test_sync_works_from_the_wheel_and_s3_names_its_extra(
     )
     assert done.returncode == 14, done.stderr
     assert "memsync[s3]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_chain_names_its_extra_and_the_wheel_carries_the_contract(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without `memsync[chain]`, a chain command says which extra to install."""
+    wheel, bin_dir = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"memsync/chain/VaultRegistry.sol", "memsync/chain/VaultRegistry.json"} <= set(names)
+    home = tmp_path / "chain-home"
+    _run(bin_dir, home, "init")
+    done = subprocess.run(
+        [str(bin_dir / "memsync"), "chain", "config", "--rpc", "http://127.0.0.1:8545"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 16, done.stderr
+    assert "memsync[chain]" in done.stderr and "Traceback" not in done.stderr

@@ -127,7 +127,7 @@ def rpc_errors(where: str) -> Iterator[None]:
     except (RequestException, Web3Exception) as exc:
         raise ChainError(f"the chain's RPC endpoint ({where}) failed: {exc}") from None
     except Exception as exc:
-        from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+        from eth_tester.exceptions import TransactionFailed
 
         if isinstance(exc, TransactionFailed):
             raise ChainError(_revert_message(revert_data(exc), str(exc))) from None

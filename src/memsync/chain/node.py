@@ -46,7 +46,7 @@ class _Backend:
 
     def __init__(self) -> None:
         need_chain_extra()
-        from eth_tester import EthereumTester  # type: ignore[import-untyped]
+        from eth_tester import EthereumTester
         from web3 import EthereumTesterProvider
         from web3.providers.eth_tester import middleware
 
@@ -57,7 +57,7 @@ class _Backend:
         self.lock = threading.Lock()
 
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
-        from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+        from eth_tester.exceptions import TransactionFailed
 
         if method in ("eth_call", "eth_estimateGas") and params and "from" not in params[0]:
             # eth-tester needs a sender even for a read: its first (funded) account.
@@ -91,6 +91,7 @@ class DevNode:
     chain_id: int
     server: ThreadingHTTPServer
     thread: threading.Thread
+    tester: Any  # the EthereumTester: its database is every byte the chain holds
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -144,4 +145,5 @@ def start_dev_node(host: str = "127.0.0.1", port: int = 8545) -> DevNode:
     thread = threading.Thread(target=server.serve_forever, name="memsync-evm", daemon=True)
     thread.start()
     chain_id = int(backend.call("eth_chainId", [])["result"], 16)
-    return DevNode(f"http://{host}:{server.server_address[1]}", chain_id, server, thread)
+    url = f"http://{host}:{server.server_address[1]}"
+    return DevNode(url, chain_id, server, thread, backend.tester)

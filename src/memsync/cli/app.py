@@ -82,6 +82,7 @@ def _register() -> None:
     from memsync.cli import (
         apps,
         capture,
+        chain,
         demo,
         maintenance,
         mcp,
@@ -121,6 +122,8 @@ def _register() -> None:
         sync.remote,
         sync.sync,
         sync.device,
+        chain.chain,
+        chain.anchor,
         serve.serve,
         mcp.mcp,
         demo.demo,

@@ -109,6 +109,7 @@ def _describe(report: SyncReport) -> list[str]:
         who = f"{c.device_name} ({c.device_id})" if c.device_name else c.device_id
         lines.append(f"  from {who}: " + (", ".join(parts) or f"{c.entries} entries"))
     lines += [f"  waiting: {w}" for w in report.waiting]
+    lines += [f"  chain: {c}" for c in report.chain]
     return lines
 
 

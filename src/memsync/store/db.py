@@ -269,7 +269,8 @@ CREATE TABLE IF NOT EXISTS chain_seen(
     id INTEGER PRIMARY KEY CHECK (id = 1),
     contract TEXT NOT NULL,
     counter INTEGER NOT NULL,
-    root BLOB NOT NULL
+    root BLOB NOT NULL,
+    anchored BLOB -- the sealed state this device anchored there, to put back if lost
 );
 """
 

@@ -257,6 +257,7 @@ class Chain:
         for attempt in range(3):
             record = self._record(reg, vault)
             if record.root.hex() == root:
+                self._restore(record)
                 return None
             anchor = Anchor(core.header.vault_id, record.counter + 1, core.epoch(), heads)
             name, blob, pointer = seal_anchor(_base(core), anchor)
@@ -271,7 +272,7 @@ class Chain:
                 if "counter must be higher" in str(exc) and attempt < 2:
                     continue
                 raise
-            self._seen(reg, anchor.counter, bytes.fromhex(root))
+            self._seen(reg, anchor.counter, bytes.fromhex(root), blob)
             return Anchored(anchor.counter, receipt, root, stored)
         raise AssertionError("unreachable")
 
@@ -282,7 +283,7 @@ class Chain:
                 remote = open_remote(url)
                 remote.create(name, blob)
                 got = remote.get(name)
-            except RemoteError:
+            except (RemoteError, ChainError):
                 continue
             if got is not None and got.data == blob:
                 stored.append(name_here)
@@ -292,15 +293,23 @@ class Chain:
         rows = self.core.conn.execute("SELECT name, url FROM remotes ORDER BY name")
         return [(str(n), str(u)) for n, u in rows]
 
-    def _seen(self, reg: Registry, counter: int, root: bytes) -> None:
+    def _restore(self, record: Record) -> None:
+        """Put the state this device anchored back on any remote that lost it."""
+        row = self.core.conn.execute("SELECT anchored FROM chain_seen WHERE id=1").fetchone()
+        if row is not None and row[0] is not None:
+            blob = bytes(row[0])
+            if hashlib.sha256(blob).digest() == record.pointer:
+                self._store(anchor_name(record.pointer), blob)
+
+    def _seen(self, reg: Registry, counter: int, root: bytes, blob: bytes | None = None) -> None:
         with self.core.db.write() as w:
             w.execute(
-                "INSERT INTO chain_seen(id, contract, counter, root) VALUES(1,?,?,?) "
-                "ON CONFLICT(id) DO UPDATE SET contract=excluded.contract, "
-                "counter=excluded.counter, root=excluded.root "
-                "WHERE excluded.counter >= chain_seen.counter OR "
+                "INSERT INTO chain_seen(id, contract, counter, root, anchored) "
+                "VALUES(1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET contract=excluded.contract, "
+                "counter=excluded.counter, root=excluded.root, anchored=excluded.anchored "
+                "WHERE excluded.counter > chain_seen.counter OR "
                 "excluded.contract != chain_seen.contract",
-                (reg.address, counter, root),
+                (reg.address, counter, root, blob),
             )
 
     def seen_counter(self) -> int:
@@ -377,7 +386,7 @@ class Chain:
         for _, url in self._remotes():
             try:
                 got = open_remote(url).get(anchor_name(record.pointer))
-            except RemoteError:
+            except (RemoteError, ChainError):
                 continue
             if got is not None and hashlib.sha256(got.data).digest() == record.pointer:
                 return open_anchor(got.data, _base(self.core))

@@ -38,6 +38,7 @@ class SyncReport:
     waiting: tuple[str, ...] = field(default=())
     bytes_up: int = 0
     bytes_down: int = 0
+    chain: tuple[str, ...] = ()  # what anchoring after the sync did
 
 
 def full_header(core: Core) -> Header:

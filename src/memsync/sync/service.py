@@ -282,7 +282,7 @@ def sync(
         except ChainError as exc:
             note = f"not anchored: {exc}"
         if note:
-            reports[-1] = dataclasses.replace(reports[-1], waiting=(*reports[-1].waiting, note))
+            reports[-1] = dataclasses.replace(reports[-1], chain=(note,))
     return reports
 
 

@@ -29,7 +29,13 @@ def normalize_url(url: str) -> str:
             if key not in ("endpoint", "profile", "region"):
                 raise RemoteError(f"unknown S3 option {key!r} (endpoint, profile, region)")
         return text
-    raise RemoteError(f"unsupported remote {text!r}: use a folder, file:///path or s3://bucket")
+    if parsed.scheme == "evm":
+        from memsync.sync.evm import normalize_evm_url
+
+        return normalize_evm_url(text)
+    raise RemoteError(
+        f"unsupported remote {text!r}: use a folder, file:///path, s3://bucket or evm://…"
+    )
 
 
 def open_remote(url: str) -> Remote:
@@ -40,4 +46,8 @@ def open_remote(url: str) -> Remote:
         from memsync.sync.s3 import S3Remote  # boto3 is imported only for S3
 
         return S3Remote.from_url(canonical)
+    if parsed.scheme == "evm":
+        from memsync.sync.evm import EvmRemote  # web3 is imported only for the chain
+
+        return EvmRemote.from_url(canonical)
     return FolderRemote(Path(unquote(parsed.path)))

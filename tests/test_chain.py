@@ -1,0 +1,340 @@
+"""The vault on chain, against a real EVM: py-evm through eth-tester, both in process
+(web3's tester provider) and behind a JSON-RPC node on loopback (`memsync chain dev`'s).
+
+The contract: only the owner acts, counters only grow, signatures count once, on one
+chain and one contract; gas per checkpoint. The client: config, register, anchor,
+status and history, each bad input one clear error with nothing recorded. The witness:
+a remote rolled back behind the chain's checkpoint is refused with it as the evidence.
+The `evm://` remote, and a canary scan of every byte the chain holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from conftest import create_vault, restore_vault
+from memsync.chain.contract import Registry, Sender, address_of
+from memsync.chain.node import DevNode, start_dev_node
+from memsync.chain.support import build
+from memsync.errors import BadRecoveryPhrase, ChainError, ChainUnreachable, SyncRefused
+from memsync.sync.anchor import commitment
+from memsync.vault import NewVault, Vault
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNDED = [(i).to_bytes(32, "big") for i in range(2, 6)]  # eth-tester's funded accounts
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[DevNode]:
+    n = start_dev_node(port=0)
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def registry(node: DevNode) -> Registry:
+    reg, _ = Registry.deploy(Registry.web3(node.url), Sender(), node.url)
+    return reg
+
+
+@pytest.fixture
+def in_process() -> Registry:
+    from eth_tester import EthereumTester
+    from web3 import EthereumTesterProvider, Web3
+
+    w3 = Web3(EthereumTesterProvider(EthereumTester()))
+    reg, _ = Registry.deploy(w3, Sender(), "in-process")
+    return reg
+
+
+# The contract.
+
+
+def test_the_committed_build_is_what_the_pinned_compiler_makes_of_the_source() -> None:
+    solc = ROOT / "scripts" / "solc"
+    assert (solc / "node_modules" / "solc").is_dir(), "run: npm ci --prefix scripts/solc"
+    out = subprocess.run(
+        ["node", str(solc / "compile.js"), str(ROOT / "src/memsync/chain/VaultRegistry.sol")],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    fresh = json.loads(out)
+    committed = json.loads((ROOT / "src/memsync/chain/VaultRegistry.json").read_text())
+    assert fresh == committed
+    assert fresh["compiler"].startswith("solc 0.8.30+commit.73712a01")
+
+
+@pytest.mark.parametrize("where", ["in_process", "registry"])
+def test_only_the_owner_acts_and_counters_only_grow(where: str, request: Any) -> None:
+    reg: Registry = request.getfixturevalue(where)
+    vault, owner, other = os.urandom(32), os.urandom(32), os.urandom(32)
+    payer = Sender(FUNDED[0])
+    with pytest.raises(ChainError, match="not registered"):
+        reg.checkpoint(vault, 0, 1, os.urandom(32), bytes(32), owner, payer, 0)
+    reg.register(vault, owner, payer)
+    with pytest.raises(ChainError, match="registered on this chain already"):
+        reg.register(vault, other, payer)
+    gas = [reg.checkpoint(vault, 0, n, os.urandom(32), os.urandom(32), owner, payer, n - 1).gas
+           for n in (1, 2, 3)]  # fmt: skip
+    assert max(gas) <= 60_000, gas
+    for counter in (3, 2):  # equal, lower
+        with pytest.raises(ChainError, match="already holds checkpoint 3"):
+            reg.checkpoint(vault, 0, counter, os.urandom(32), bytes(32), owner, payer, 3)
+    with pytest.raises(ChainError, match="does not own"):  # another key
+        reg.checkpoint(vault, 0, 4, os.urandom(32), bytes(32), other, payer, 3)
+    with pytest.raises(ChainError, match="does not own"):  # a used nonce: a replay
+        reg.checkpoint(vault, 0, 4, os.urandom(32), bytes(32), owner, payer, 2)
+    with pytest.raises(ChainError, match="does not own"):
+        reg.transfer(vault, address_of(other), other, payer, 3)
+    rec = reg.record(vault)
+    assert rec is not None and (rec.counter, rec.nonce, rec.owner) == (3, 3, address_of(owner))
+    # ERC-721 views: the commitment is the token id.
+    c = reg.contract.functions
+    assert c.ownerOf(int.from_bytes(vault, "big")).call() == address_of(owner)
+    assert c.balanceOf(address_of(owner)).call() == 1
+    reg.transfer(vault, address_of(other), owner, payer, 3)
+    assert c.ownerOf(int.from_bytes(vault, "big")).call() == address_of(other)
+    assert c.balanceOf(address_of(owner)).call() == 0
+    with pytest.raises(ChainError, match="does not own"):  # the old owner no longer can
+        reg.checkpoint(vault, 0, 4, os.urandom(32), bytes(32), owner, payer, 4)
+    reg.checkpoint(vault, 1, 4, os.urandom(32), bytes(32), other, payer, 4)
+    assert [e.what for e in reg.history(vault)] == ["registered", *["checkpoint"] * 3,
+                                                   "transfer", "checkpoint"]  # fmt: skip
+
+
+def test_a_signature_counts_on_one_chain_and_one_contract_only(in_process: Registry) -> None:
+    from eth_tester import EthereumTester
+    from web3 import EthereumTesterProvider, Web3
+
+    vault, owner, payer = os.urandom(32), os.urandom(32), Sender(FUNDED[0])
+    in_process.register(vault, owner, payer)
+    other, _ = Registry.deploy(in_process.w3, payer, "in-process")
+    other.register(vault, owner, payer)
+    root = os.urandom(32)
+    # Signed for the other contract, sent to this one.
+    v, r, s = other._sign(
+        "Checkpoint",
+        {"vault": vault, "epoch": 0, "counter": 1, "root": root, "pointer": bytes(32), "nonce": 0},
+        owner,
+    )
+    fn = in_process.contract.functions.checkpoint(vault, 0, 1, root, bytes(32), v, r, s)
+    with pytest.raises(Exception, match="revert"):
+        fn.call({"from": in_process.w3.eth.accounts[0]})
+    # Signed for another chain id.
+    cross = Registry(in_process.w3, in_process.address, in_process.chain_id + 1)
+    with pytest.raises(ChainError, match="does not own"):
+        cross.checkpoint(vault, 0, 1, root, bytes(32), owner, payer, 0)
+    # A high-s twin of a good signature is refused too.
+    v, r, s = in_process._sign(
+        "Checkpoint",
+        {"vault": vault, "epoch": 0, "counter": 1, "root": root, "pointer": bytes(32), "nonce": 0},
+        owner,
+    )
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    twin = (n - int.from_bytes(s, "big")).to_bytes(32, "big")
+    fn = in_process.contract.functions.checkpoint(vault, 0, 1, root, bytes(32), 55 - v, r, twin)
+    with pytest.raises(Exception, match="revert"):
+        fn.call({"from": in_process.w3.eth.accounts[0]})
+    w3 = Web3(EthereumTesterProvider(EthereumTester()))
+    with pytest.raises(ChainError, match="not memsync's vault registry"):
+        Registry.connect(w3, in_process.address, None, "another chain")
+
+
+# The client.
+
+
+@pytest.fixture
+def anchored(fast_dir: Path, node: DevNode, registry: Registry) -> Iterator[tuple[NewVault, str]]:
+    made = create_vault(fast_dir / "a", device_name="laptop")
+    a = made.vault
+    a.add("Prefers short answers without bullet points")
+    url = str(fast_dir / "remote")
+    a.remotes.add("usb", url)
+    a.chain.configure(node.url, contract=registry.address)
+    a.chain.register(made.recovery_phrase)
+    assert a.sync()[0].chain == ("anchored as chain checkpoint 1",)
+    try:
+        yield made, url
+    finally:
+        a.close()
+
+
+def _device_b(fast_dir: Path, made: NewVault, url: str, node: DevNode, contract: str) -> Vault:
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, url)
+    b.chain.configure(node.url, contract=contract)
+    return b
+
+
+def test_anchor_status_and_history(anchored: tuple[NewVault, str], registry: Registry) -> None:
+    made, _ = anchored
+    a = made.vault
+    assert a.chain.status().state == "up to date"
+    assert a.chain.anchor() is None  # nothing new
+    a.add("Works on the memsync project")
+    assert a.chain.status().state == "ahead"
+    done = a.chain.anchor()
+    assert done is not None and done.counter == 2 and done.stored_on == ("usb",)
+    assert done.receipt.gas <= 60_000
+    assert a.chain.status().state == "up to date"
+    assert [e.counter for e in a.chain.history() if e.what == "checkpoint"] == [1, 2]
+    rec = registry.record(commitment(a.core))
+    assert rec is not None and rec.owner == a.chain.settings().owner  # type: ignore[union-attr]
+
+
+def test_the_rollback_is_refused_with_the_on_chain_checkpoint_as_evidence(
+    fast_dir: Path, anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    made, url = anchored
+    a = made.vault
+    b = _device_b(fast_dir, made, url, node, registry.address)
+    b.sync()
+    snapshot = fast_dir / "snapshot"
+    shutil.copytree(url, snapshot)
+    a.add("Moved to Lisbon in March")
+    assert "anchored as chain checkpoint" in a.sync()[0].chain[0]
+    tx = a.chain.history()[-1].tx
+    # The storage is put back to the older snapshot; b has never seen the newer state.
+    shutil.rmtree(url)
+    shutil.copytree(snapshot, url)
+    before = b.check().state_digest
+    with pytest.raises(SyncRefused, match="chain records at checkpoint 2"):
+        b.sync()
+    assert b.check().state_digest == before
+    evidence = [e for e in b.remotes.evidence() if "chain" in json.loads(e.detail)]
+    chain = json.loads(evidence[-1].detail)["chain"]
+    assert (chain["counter"], chain["tx"], chain["contract"]) == (2, tx, registry.address)
+    # The storage keeps the anchored state but rolls the feeds back: refused on the heads.
+    newer = fast_dir / "newer"
+    a.sync()  # a pushes its feed again; then the feeds alone are rolled back
+    shutil.copytree(url, newer)
+    shutil.rmtree(url)
+    shutil.copytree(snapshot, url)
+    for p in (newer / "a").iterdir():
+        shutil.copy(p, Path(url) / "a" / p.name)
+    with pytest.raises(SyncRefused, match="records entry"):
+        b.sync()
+    # Back to the real state: b catches up, and says the chain is up to date.
+    shutil.rmtree(url)
+    shutil.copytree(newer, url)
+    b.sync()
+    assert b.chain.status().state in ("up to date", "ahead")
+    b.close()
+
+
+def test_bad_inputs_are_one_clear_error_and_record_nothing(
+    anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    made, _ = anchored
+    a = made.vault
+    before = a.chain.settings()
+    with pytest.raises(ChainUnreachable, match="did not answer"):
+        a.chain.configure("http://127.0.0.1:9", contract=registry.address)
+    with pytest.raises(ChainError, match="not chain 5"):
+        a.chain.configure(node.url, contract=registry.address, chain_id=5)
+    with pytest.raises(ChainError, match="not memsync's vault registry"):
+        a.chain.configure(node.url, contract=address_of(FUNDED[0]))
+    with pytest.raises(ChainError, match="not a contract address"):
+        a.chain.configure(node.url, contract="0x12")
+    assert a.chain.settings() == before
+    other = create_vault(a.paths.home.parent / "other").recovery_phrase
+    with pytest.raises(BadRecoveryPhrase, match="not this vault's"):
+        a.chain.register(other)
+    seen = a.chain.seen_counter()
+    a.add("one more")
+    # A node that stops answering: the sync goes on unchecked and says so; anchor fails.
+    stopped = start_dev_node(port=0)
+    reg, _ = Registry.deploy(Registry.web3(stopped.url), Sender(), stopped.url)
+    a.chain.configure(stopped.url, contract=reg.address)
+    a.chain.register(made.recovery_phrase)
+    stopped.stop()
+    report = a.sync()[0]
+    assert any("not checked against the chain" in w for w in report.waiting)
+    assert any("not anchored" in n for n in report.chain)
+    with pytest.raises(ChainUnreachable):
+        a.chain.anchor()
+    assert a.chain.seen_counter() == 0 and seen == 1
+
+
+def test_cli_against_a_node_started_as_memsync_chain_dev(fast_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from memsync.cli import cli
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memsync", "chain", "dev", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        rpc = lines[0].split()[-1]
+        contract = lines[1].split()[-1]
+        made = create_vault(fast_dir / "h")
+        made.vault.close()
+        env = {
+            "MEMSYNC_HOME": str(fast_dir / "h"),
+            "MEMSYNC_PASSPHRASE": "a strong pass phrase 42",
+            "MEMSYNC_RECOVERY_PHRASE": made.recovery_phrase,
+        }
+        run = CliRunner().invoke
+        ok = run(cli, ["chain", "config", "--rpc", rpc, "--contract", contract], env=env)
+        assert ok.exit_code == 0, ok.output
+        assert run(cli, ["chain", "register"], env=env).exit_code == 0
+        assert "anchored checkpoint 1" in run(cli, ["anchor"], env=env).output
+        status = run(cli, ["chain", "status", "--json"], env=env)
+        assert json.loads(status.output)["state"] == "up to date"
+        history = json.loads(run(cli, ["chain", "history", "--json"], env=env).output)
+        assert [e["what"] for e in history] == ["registered", "checkpoint"]
+        bad = run(cli, ["chain", "config", "--rpc", rpc, "--chain-id", "5"], env=env)
+        assert bad.exit_code == 16 and "not chain 5" in bad.output
+        assert "Traceback" not in bad.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    gone = CliRunner().invoke(cli, ["anchor"], env=env)
+    assert gone.exit_code == 16 and "did not answer" in gone.output
+
+
+# The chain as a remote, and what the chain may learn.
+
+
+def test_an_evm_remote_and_nothing_readable_on_chain(fast_dir: Path, node: DevNode) -> None:
+    canary = "zebracanary7731"
+    registry, _ = Registry.deploy(Registry.web3(node.url), Sender(), node.url)
+    made = create_vault(fast_dir / "a", device_name=f"laptop {canary}")
+    a = made.vault
+    for i in range(5):
+        a.add(f"Memory {i}: {canary} likes the quiet carriage on trains")
+    a.add_app(f"editor-{canary}")
+    url = f"evm://{registry.address}?rpc={quote(node.url)}&keys={quote(str(fast_dir / 'keys'))}"
+    a.remotes.add("onchain", url)
+    a.chain.configure(node.url, contract=registry.address)
+    a.chain.register(made.recovery_phrase)
+    a.sync("onchain")
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, a.remotes.list()[0].url)
+    assert len(b.list(limit=None).items) == 5
+    b.add(f"From the second device, {canary}")
+    b.sync()
+    a.sync()
+    assert len(a.list(limit=None).items) == 6
+    assert a.chain.status().state == "up to date"
+    # Every byte py-evm holds: blocks, transactions, receipts, logs, state and storage.
+    store = node.tester.backend.chain.chaindb.db.wrapped_db.kv_store
+    blob = b"".join(bytes(k) + bytes(v) for k, v in store.items())
+    vault_id = a.header.vault_id
+    for marker in (canary, vault_id, vault_id.replace("-", ""), a.device.device_id):
+        assert marker.encode() not in blob
+        assert marker.encode().hex().encode() not in blob
+    assert build().abi  # the registry's published data is only ciphertext
+    b.close()
+    a.close()
