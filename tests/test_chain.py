@@ -338,3 +338,86 @@ def test_an_evm_remote_and_nothing_readable_on_chain(fast_dir: Path, node: DevNo
     assert build().abi  # the registry's published data is only ciphertext
     b.close()
     a.close()
+
+
+def test_the_owner_may_act_without_a_signature(in_process: Registry) -> None:
+    from memsync.chain.contract import _send, rpc_errors
+
+    vault, owner = os.urandom(32), FUNDED[1]  # a funded key: it pays for itself
+    in_process.register(vault, owner, Sender(owner))
+    zero = bytes(32)
+    fn = in_process.contract.functions.checkpoint(vault, 2, 1, os.urandom(32), zero, 0, zero, zero)
+    _send(in_process.w3, fn, Sender(owner), in_process.chain_id)
+    rec = in_process.record(vault)
+    assert rec is not None and (rec.epoch, rec.counter) == (2, 1)
+    fn = in_process.contract.functions.checkpoint(vault, 2, 2, os.urandom(32), zero, 0, zero, zero)
+    with pytest.raises(ChainError, match="does not own"), rpc_errors("in-process"):
+        _send(in_process.w3, fn, Sender(FUNDED[2]), in_process.chain_id)  # needs a signature
+
+
+def test_a_new_remote_of_an_anchored_vault_is_not_mistaken_for_a_rollback(
+    fast_dir: Path, anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    made, _ = anchored
+    a = made.vault
+    a.add("Written before the second remote existed")
+    a.sync()
+    second = str(fast_dir / "second")
+    a.remotes.add("second", second)
+    report = a.sync("second")[0]
+    assert report.pushed > 0
+    # A device restored from the new remote checks it against the chain and accepts it.
+    c = _device_b(fast_dir, made, second, node, registry.address)
+    c.sync()
+    assert c.chain.status().state in ("up to date", "ahead")
+    c.close()
+
+
+def test_large_segments_go_on_chain_in_parts_and_junk_is_ignored(
+    fast_dir: Path, node: DevNode
+) -> None:
+    from memsync.sync.evm import PART, EvmRemote
+    from memsync.sync.urls import open_remote
+
+    registry, _ = Registry.deploy(Registry.web3(node.url), Sender(), node.url)
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    for i in range(90):
+        a.add(f"Note {i}: the long project keeps many small facts, this is fact {i}")
+    keys = quote(str(fast_dir / "keys"))
+    a.remotes.add("onchain", f"evm://{registry.address}?rpc={quote(node.url)}&keys={keys}")
+    url = a.remotes.list()[0].url
+    a.sync()
+    remote = open_remote(url)
+    assert isinstance(remote, EvmRemote)
+    (name,) = remote.list("s/")
+    whole = remote.get(name)
+    assert whole is not None and len(whole.data) > PART  # stored in parts, read back whole
+    # Anyone may publish under the vault's stream: a wrong copy under the same name, and a
+    # manifest of parts that do not exist. Readers skip both.
+    from memsync.sync.evm import _MANIFEST, _key
+
+    registry.publish(remote.stream, _key(name), b"junk" * 100, Sender(FUNDED[0]))
+    registry.publish(remote.stream, _key(name), _MANIFEST + os.urandom(64), Sender(FUNDED[0]))
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, url)
+    assert len(b.list(limit=None).items) == 90
+    b.close()
+    a.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("evm://0x12?rpc=http://x&keys=/tmp/k", "names the registry"),
+        (f"evm://0x{'ab' * 20}?keys=/tmp/k", "needs rpc="),
+        (f"evm://0x{'ab' * 20}?rpc=http://x", "needs keys="),
+        (f"evm://0x{'ab' * 20}?rpc=http://x&keys=/tmp/k&colour=red", "unknown evm option"),
+        (f"evm://0x{'ab' * 20}?rpc=http://x&keys=evm://0x", "must be a mutable remote"),
+    ],
+)
+def test_bad_evm_urls_are_one_clear_error(url: str, message: str) -> None:
+    from memsync.errors import RemoteError
+    from memsync.sync.urls import normalize_url
+
+    with pytest.raises(RemoteError, match=message):
+        normalize_url(url)

@@ -270,7 +270,8 @@ CREATE TABLE IF NOT EXISTS chain_seen(
     contract TEXT NOT NULL,
     counter INTEGER NOT NULL,
     root BLOB NOT NULL,
-    anchored BLOB -- the sealed state this device anchored there, to put back if lost
+    anchored BLOB, -- the sealed anchored state, to put back on a remote that lacks it
+    heads TEXT -- the anchored heads (JSON), once verified
 );
 """
 

@@ -20,7 +20,16 @@ from memsync.crypto import aead, phrase
 from memsync.errors import BadRecoveryPhrase, ChainError, RemoteError, UsageError
 from memsync.sync.objects import SyncKeys, merkle_root
 from memsync.sync.urls import open_remote
-from memsync.sync.witness import Anchor, Witness, anchor_name, open_anchor, seal_anchor
+from memsync.sync.witness import (
+    Anchor,
+    Kept,
+    Witness,
+    anchor_name,
+    heads_from_json,
+    heads_json,
+    open_anchor,
+    seal_anchor,
+)
 
 __all__ = ["Anchored", "Chain", "ChainSettings", "ChainStatus", "commitment"]
 
@@ -272,7 +281,7 @@ class Chain:
                 if "counter must be higher" in str(exc) and attempt < 2:
                     continue
                 raise
-            self._seen(reg, anchor.counter, bytes.fromhex(root), blob)
+            self._seen(reg, anchor.counter, bytes.fromhex(root), Kept(blob, heads))
             return Anchored(anchor.counter, receipt, root, stored)
         raise AssertionError("unreachable")
 
@@ -293,23 +302,37 @@ class Chain:
         rows = self.core.conn.execute("SELECT name, url FROM remotes ORDER BY name")
         return [(str(n), str(u)) for n, u in rows]
 
+    def _kept(self, record: Record) -> Kept:
+        """What this device verified of `record` before (nothing if another checkpoint)."""
+        row = self.core.conn.execute(
+            "SELECT counter, root, anchored, heads FROM chain_seen WHERE id=1"
+        ).fetchone()
+        if row is None or int(row[0]) != record.counter or bytes(row[1]) != record.root:
+            return Kept()
+        blob = None if row[2] is None else bytes(row[2])
+        if blob is not None and hashlib.sha256(blob).digest() != record.pointer:
+            blob = None
+        return Kept(blob, None if row[3] is None else heads_from_json(str(row[3])))
+
     def _restore(self, record: Record) -> None:
         """Put the state this device anchored back on any remote that lost it."""
-        row = self.core.conn.execute("SELECT anchored FROM chain_seen WHERE id=1").fetchone()
-        if row is not None and row[0] is not None:
-            blob = bytes(row[0])
-            if hashlib.sha256(blob).digest() == record.pointer:
-                self._store(anchor_name(record.pointer), blob)
+        blob = self._kept(record).blob
+        if blob is not None:
+            self._store(anchor_name(record.pointer), blob)
 
-    def _seen(self, reg: Registry, counter: int, root: bytes, blob: bytes | None = None) -> None:
+    def _seen(self, reg: Registry, counter: int, root: bytes, kept: Kept = Kept()) -> None:
+        heads = None if kept.heads is None else heads_json(kept.heads)
         with self.core.db.write() as w:
             w.execute(
-                "INSERT INTO chain_seen(id, contract, counter, root, anchored) "
-                "VALUES(1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET contract=excluded.contract, "
-                "counter=excluded.counter, root=excluded.root, anchored=excluded.anchored "
+                "INSERT INTO chain_seen(id, contract, counter, root, anchored, heads) "
+                "VALUES(1,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "contract=excluded.contract, counter=excluded.counter, root=excluded.root, "
+                "anchored=coalesce(excluded.anchored, chain_seen.anchored), "
+                "heads=coalesce(excluded.heads, chain_seen.heads) "
                 "WHERE excluded.counter > chain_seen.counter OR "
-                "excluded.contract != chain_seen.contract",
-                (reg.address, counter, root, blob),
+                "excluded.contract != chain_seen.contract OR "
+                "(excluded.counter = chain_seen.counter AND excluded.root = chain_seen.root)",
+                (reg.address, counter, root, kept.blob, heads),
             )
 
     def seen_counter(self) -> int:
@@ -348,10 +371,10 @@ class Chain:
                 "block": done[-1].block if done else None, "tx": done[-1].tx if done else None,
             }  # fmt: skip
 
-        def seen(record: Record) -> None:
-            self._seen(state["reg"], record.counter, record.root)
+        def seen(record: Record, kept: Kept) -> None:
+            self._seen(state["reg"], record.counter, record.root, kept)
 
-        return Witness(self.core, read, where, seen)
+        return Witness(self.core, read, where, seen, self._kept)
 
     def status(self) -> ChainStatus:
         """The on-chain record against this device's view."""

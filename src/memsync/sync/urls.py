@@ -32,7 +32,7 @@ def normalize_url(url: str) -> str:
     if parsed.scheme == "evm":
         from memsync.sync.evm import normalize_evm_url
 
-        return normalize_evm_url(text)
+        return normalize_evm_url(text, normalize_url)
     raise RemoteError(
         f"unsupported remote {text!r}: use a folder, file:///path, s3://bucket or evm://…"
     )
@@ -49,5 +49,5 @@ def open_remote(url: str) -> Remote:
     if parsed.scheme == "evm":
         from memsync.sync.evm import EvmRemote  # web3 is imported only for the chain
 
-        return EvmRemote.from_url(canonical)
+        return EvmRemote.from_url(canonical, open_remote)
     return FolderRemote(Path(unquote(parsed.path)))

@@ -25,7 +25,16 @@ from memsync.sync.objects import Checkpoint, SyncKeys, merkle_root
 if TYPE_CHECKING:
     from memsync.chain.contract import Record
 
-__all__ = ["Anchor", "Witness", "anchor_name", "open_anchor", "seal_anchor"]
+__all__ = [
+    "Anchor",
+    "Kept",
+    "Witness",
+    "anchor_name",
+    "heads_from_json",
+    "heads_json",
+    "open_anchor",
+    "seal_anchor",
+]
 
 ANCHOR_AD = b"memsync/v1/anchor"
 FORMAT = 1
@@ -44,6 +53,14 @@ class Anchor:
     @property
     def root(self) -> bytes:
         return bytes.fromhex(merkle_root(self.heads))
+
+
+def heads_json(heads: Heads) -> str:
+    return json.dumps({d: [s, h] for d, (s, h) in sorted(heads.items())})
+
+
+def heads_from_json(text: str) -> Heads:
+    return {str(k): (int(v[0]), str(v[1])) for k, v in json.loads(text).items()}
 
 
 def anchor_name(pointer: bytes) -> str:
@@ -73,6 +90,15 @@ def open_anchor(blob: bytes, base: SyncKeys) -> Anchor:
         raise SyncRefused(f"the anchored state the chain points to is malformed: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Kept:
+    """What a device keeps of the newest on-chain checkpoint it verified: the sealed
+    anchored state (to put back on a remote that lacks it) and the heads."""
+
+    blob: bytes | None = None
+    heads: Heads | None = None
+
+
 class Syncer(Protocol):
     """What the witness uses of the sync it checks (`memsync.sync.engine.Syncer`)."""
 
@@ -81,6 +107,8 @@ class Syncer(Protocol):
     repaired: list[str]
 
     def _get(self, name: str) -> tuple[bytes, str] | None: ...
+
+    def _upload(self, name: str, data: bytes, overwrite: bool) -> None: ...
 
     def _refuse(self, what: str, message: str, detail: dict[str, object]) -> NoReturn: ...
 
@@ -96,12 +124,14 @@ class Witness:
         core: Core,
         read: Callable[[], Record | None],
         where: Callable[[int], dict[str, Any]],
-        seen: Callable[[Record], None],
+        seen: Callable[[Record, Kept], None],
+        kept: Callable[[Record], Kept],
     ) -> None:
         self.core = core
         self.read = read
         self.where = where
         self.seen = seen
+        self.kept = kept  # what this device verified of a checkpoint before
 
     def __call__(
         self,
@@ -123,33 +153,62 @@ class Witness:
             for d, (s, h) in cp.heads.items():
                 if s > claims.get(d, (0, ""))[0]:
                     claims[d] = (s, h)
-        roots = {merkle_root(mine), *(cp.root for cp, _, _ in checkpoints.values())}
-        if record.root.hex() in roots:
-            self.seen(record)
-            return
-        if record.pointer == bytes(32):
+        kept = self.kept(record)
+        blob = self._anchored_state(syncer, record, kept.blob)
+        heads = kept.heads
+        if blob is not None:
+            anchor = open_anchor(blob, syncer.base)
+            if anchor.root != record.root or anchor.vault_id != self.core.header.vault_id:
+                self._refuse(
+                    syncer, "altered", record,
+                    f"the state anchored at chain checkpoint {record.counter} does not match "
+                    "the root the chain records",
+                    {},
+                )  # fmt: skip
+            heads = anchor.heads
+        # A signed checkpoint (or this device's own view) with the chain's root holds
+        # exactly the anchored heads.
+        for view in (mine, *(cp.heads for cp, _, _ in checkpoints.values())):
+            if heads is None and merkle_root(view) == record.root.hex():
+                heads = view
+        if heads is None and record.pointer == bytes(32):
             syncer.repaired.append(
                 f"chain checkpoint {record.counter} names no anchored state: not compared"
             )
             return
-        name = anchor_name(record.pointer)
-        got = syncer._get(name)
-        if got is None or hashlib.sha256(got[0]).digest() != record.pointer:
+        if heads is None:
             self._refuse(
                 syncer, "rollback", record,
                 f"remote {syncer.name} does not hold the state the chain records at "
                 f"checkpoint {record.counter}: it was rolled back, or is hiding it",
                 {},
             )  # fmt: skip
-        anchor = open_anchor(got[0], syncer.base)
-        if anchor.root != record.root or anchor.vault_id != self.core.header.vault_id:
-            self._refuse(
-                syncer, "altered", record,
-                f"the state anchored at chain checkpoint {record.counter} does not match "
-                "the root the chain records",
-                {},
-            )  # fmt: skip
-        for device, (seq, digest) in sorted(anchor.heads.items()):
+        self._compare(syncer, record, heads, claims, fetched)
+        self.seen(record, Kept(blob, heads))
+
+    def _anchored_state(self, syncer: Syncer, record: Record, kept: bytes | None) -> bytes | None:
+        """The sealed anchored state, from the remote or (put back there) this device."""
+        if record.pointer == bytes(32):
+            return None
+        name = anchor_name(record.pointer)
+        got = syncer._get(name)
+        if got is not None and hashlib.sha256(got[0]).digest() == record.pointer:
+            return got[0]
+        if kept is not None:
+            # A remote new to the vault, or one that lost it: this device verified the
+            # state before, so it puts it there.
+            syncer._upload(name, kept, overwrite=False)
+        return kept
+
+    def _compare(
+        self,
+        syncer: Syncer,
+        record: Record,
+        heads: Heads,
+        claims: Heads,
+        fetched: dict[str, list[Entry]],
+    ) -> None:
+        for device, (seq, digest) in sorted(heads.items()):
             served = claims.get(device, (0, ""))
             if served[0] < seq:
                 self._refuse(
@@ -166,7 +225,6 @@ class Witness:
                     f"than chain checkpoint {record.counter} records",
                     {"device": device, "seq": seq, "anchored_hash": digest},
                 )  # fmt: skip
-        self.seen(record)
 
     def _refuse(
         self, syncer: Syncer, what: str, record: Record, message: str, detail: dict[str, Any]
