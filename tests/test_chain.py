@@ -316,17 +316,21 @@ def test_an_evm_remote_and_nothing_readable_on_chain(fast_dir: Path, node: DevNo
     for i in range(5):
         a.add(f"Memory {i}: {canary} likes the quiet carriage on trains")
     a.add_app(f"editor-{canary}")
+    from memsync.model import Message
+
+    a.ingest([Message("user", f"I keep {canary} notes")], title=f"Chat about {canary}")
     url = f"evm://{registry.address}?rpc={quote(node.url)}&keys={quote(str(fast_dir / 'keys'))}"
     a.remotes.add("onchain", url)
     a.chain.configure(node.url, contract=registry.address)
     a.chain.register(made.recovery_phrase)
     a.sync("onchain")
     b = restore_vault(fast_dir / "b", made.recovery_phrase, a.remotes.list()[0].url)
-    assert len(b.list(limit=None).items) == 5
+    before = len(b.list(limit=None).items)
+    assert before == len(a.list(limit=None).items) >= 5
     b.add(f"From the second device, {canary}")
     b.sync()
     a.sync()
-    assert len(a.list(limit=None).items) == 6
+    assert len(a.list(limit=None).items) == before + 1
     assert a.chain.status().state == "up to date"
     # Every byte py-evm holds: blocks, transactions, receipts, logs, state and storage.
     store = node.tester.backend.chain.chaindb.db.wrapped_db.kv_store
@@ -421,3 +425,75 @@ def test_bad_evm_urls_are_one_clear_error(url: str, message: str) -> None:
 
     with pytest.raises(RemoteError, match=message):
         normalize_url(url)
+
+
+def test_a_chain_that_goes_back_on_a_verified_checkpoint_is_contradicted(
+    fast_dir: Path,
+) -> None:
+    # Two fresh nodes: the first deployment of each sits at the same address (same
+    # deployer, same nonce), so the second can pose as the first with an older record,
+    # as a lying RPC endpoint would.
+    honest, liar = start_dev_node(port=0), start_dev_node(port=0)
+    try:
+        reg, _ = Registry.deploy(Registry.web3(honest.url), Sender(), honest.url)
+        fake, _ = Registry.deploy(Registry.web3(liar.url), Sender(), liar.url)
+        assert fake.address == reg.address
+        made = create_vault(fast_dir / "a")
+        a = made.vault
+        a.remotes.add("usb", str(fast_dir / "remote"))
+        a.chain.configure(honest.url, contract=reg.address)
+        a.chain.register(made.recovery_phrase)
+        a.sync()
+        a.add("a second checkpoint")
+        a.sync()
+        assert a.chain.seen_counter() == 2
+        key = bytes.fromhex(a.core.conn.execute("SELECT hex(owner_key) FROM chain").fetchone()[0])
+        vault = commitment(a.core)
+        fake.register(vault, key, Sender())
+        fake.checkpoint(vault, 0, 1, os.urandom(32), bytes(32), key, Sender(), 0)
+        a.chain.configure(liar.url, contract=fake.address)
+        status = a.chain.status()
+        assert status.state == "contradicted" and "verified checkpoint 2" in status.detail
+        before = a.check().state_digest
+        with pytest.raises(SyncRefused, match=r"\(chain\).*older than checkpoint 2"):
+            a.sync()
+        assert a.check().state_digest == before
+        a.close()
+    finally:
+        honest.stop()
+        liar.stop()
+
+
+def test_ownership_moves_to_a_new_key(anchored: tuple[NewVault, str], registry: Registry) -> None:
+    made, _ = anchored
+    a = made.vault
+    new_owner = address_of(FUNDED[3])
+    receipt = a.chain.transfer(new_owner)
+    assert receipt.gas > 0
+    assert [e.what for e in a.chain.history()][-1] == "transfer"
+    rec = registry.record(commitment(a.core))
+    assert rec is not None and rec.owner == new_owner
+    a.add("after the hand-over")
+    with pytest.raises(ChainError, match="does not hold the vault's owner key"):
+        a.chain.anchor()
+    with pytest.raises(ChainError, match="registered to"):  # the phrase's key is not it now
+        a.chain.register(made.recovery_phrase)
+    # The new owner anchors with its own key; the old device still checks its syncs.
+    reg = registry
+    reg.checkpoint(commitment(a.core), 0, rec.counter + 1, os.urandom(32), bytes(32),
+                   FUNDED[3], Sender(), rec.nonce)  # fmt: skip
+    assert a.chain.status().state == "behind"  # a root it cannot see: the new owner's
+
+
+def test_a_node_that_accepts_but_never_answers_times_out(tmp_path: Path) -> None:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        with pytest.raises(ChainUnreachable, match="did not answer"):
+            Registry.connect(Registry.web3(url, timeout=0.5), "0x" + "ab" * 20, None, url)
+    finally:
+        server.close()

@@ -161,10 +161,14 @@ def _revert_message(data: object, fallback: str) -> str:
 class Registry:
     """memsync's registry at `address` on the chain `w3` talks to."""
 
-    def __init__(self, w3: Any, address: str, chain_id: int, where: str = "in-process") -> None:
+    def __init__(
+        self, w3: Any, address: str, chain_id: int, where: str = "in-process", from_block: int = 0
+    ) -> None:
         self.w3 = w3
         self.chain_id = chain_id
         self.where = where
+        # Logs are read from here on: many RPC providers refuse a scan from block 0.
+        self.from_block = from_block
         self.contract = w3.eth.contract(address=address, abi=build().abi)
         self.address = str(self.contract.address)
 
@@ -181,7 +185,9 @@ class Registry:
         )
 
     @classmethod
-    def connect(cls, w3: Any, contract: str, chain_id: int | None, where: str) -> Registry:
+    def connect(
+        cls, w3: Any, contract: str, chain_id: int | None, where: str, from_block: int = 0
+    ) -> Registry:
         """The registry at `contract`, after checking the chain id and that the code there
         is memsync's registry, byte for byte."""
         from web3 import Web3
@@ -199,7 +205,7 @@ class Registry:
                 f"the contract at {address} is not memsync's vault registry "
                 "(its code differs from the one built from VaultRegistry.sol)"
             )
-        return cls(w3, address, actual, where)
+        return cls(w3, address, actual, where, from_block)
 
     @classmethod
     def deploy(
@@ -214,7 +220,7 @@ class Registry:
             factory = w3.eth.contract(abi=build().abi, bytecode=build().bytecode)
             receipt = _send(w3, factory.constructor(), sender, chain_id)
             address = w3.eth.get_transaction_receipt(receipt.tx)["contractAddress"]
-        return cls(w3, str(address), chain_id, where), receipt
+        return cls(w3, str(address), chain_id, where, receipt.block), receipt
 
     # Reading.
 
@@ -230,10 +236,14 @@ class Registry:
         ev = self.contract.events
         found: list[tuple[int, int, ChainEvent]] = []
         with rpc_errors(self.where):
-            for log in ev.Registered().get_logs(from_block=0, argument_filters={"vault": vault}):
+            for log in ev.Registered().get_logs(
+                from_block=self.from_block, argument_filters={"vault": vault}
+            ):
                 a = log["args"]
                 found.append(_at(log, ChainEvent(0, "", "registered", owner=str(a["owner"]))))
-            for log in ev.Checkpointed().get_logs(from_block=0, argument_filters={"vault": vault}):
+            for log in ev.Checkpointed().get_logs(
+                from_block=self.from_block, argument_filters={"vault": vault}
+            ):
                 a = log["args"]
                 cp = ChainEvent(
                     0, "", "checkpoint", epoch=int(a["epoch"]), counter=int(a["counter"]),
@@ -241,7 +251,7 @@ class Registry:
                 )  # fmt: skip
                 found.append(_at(log, cp))
             transfers = ev.OwnershipTransferred().get_logs(
-                from_block=0, argument_filters={"vault": vault}
+                from_block=self.from_block, argument_filters={"vault": vault}
             )
             for log in transfers:
                 found.append(_at(log, ChainEvent(0, "", "transfer", owner=str(log["args"]["to"]))))
@@ -317,7 +327,9 @@ class Registry:
         if key is not None:
             filters["key"] = key
         with rpc_errors(self.where):
-            logs = self.contract.events.Published().get_logs(from_block=0, argument_filters=filters)
+            logs = self.contract.events.Published().get_logs(
+                from_block=self.from_block, argument_filters=filters
+            )
         return [(bytes(x["args"]["key"]), bytes(x["args"]["data"])) for x in logs]
 
 

@@ -46,6 +46,7 @@ def _tx(r: Receipt) -> str:
     help=f"A funded key that pays for transactions (${SENDER_KEY_ENV}); else the owner pays.",
 )
 @click.option("--no-auto-anchor", is_flag=True, help="Do not anchor after every sync.")
+@click.option("--from-block", type=int, default=0, help="The block the registry was deployed in.")
 @json_option
 def config(
     rpc: str,
@@ -54,6 +55,7 @@ def config(
     rpc_key: str | None,
     sender_key: str | None,
     no_auto_anchor: bool,
+    from_block: int,
     as_json: bool,
 ) -> None:
     """Use a chain: its RPC endpoint, registry and chain id (keys kept encrypted).
@@ -63,7 +65,7 @@ def config(
     with open_vault() as vault:
         s = vault.chain.configure(
             rpc, contract=contract, chain_id=chain_id, rpc_key=rpc_key,
-            sender_key=sender_key, anchor_after_sync=not no_auto_anchor,
+            sender_key=sender_key, anchor_after_sync=not no_auto_anchor, from_block=from_block,
         )  # fmt: skip
     if as_json:
         print_json({**dataclasses.asdict(s), "rpc": mask(s.rpc)})
@@ -154,6 +156,7 @@ def status(as_json: bool) -> None:
         click.echo(f"chain {settings.chain_id}, registry {settings.contract}")
         if rec is not None:
             click.echo(f"owner {rec.owner}{' (this device anchors)' if s.owner_here else ''}")
+        if rec is not None and rec.counter:
             click.echo(f"checkpoint {rec.counter}, epoch {rec.epoch}, root {rec.root.hex()}")
         click.echo(f"this device's root {s.local_root}")
     if s.state == "contradicted":

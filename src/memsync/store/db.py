@@ -261,7 +261,8 @@ CREATE TABLE IF NOT EXISTS chain(
     rpc_key TEXT,
     sender_key BLOB,
     owner_key BLOB,
-    anchor_after_sync INTEGER NOT NULL DEFAULT 1
+    anchor_after_sync INTEGER NOT NULL DEFAULT 1,
+    from_block INTEGER NOT NULL DEFAULT 0
 );
 -- The newest on-chain checkpoint this device has verified: a node that serves an older
 -- one is contradicting what was seen.

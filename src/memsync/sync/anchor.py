@@ -56,6 +56,7 @@ class ChainSettings:
     sender: str | None  # the address that pays, if a key is configured
     owner: str | None  # the vault's owner address, if this device holds its key
     anchor_after_sync: bool
+    from_block: int = 0  # where the registry's history starts
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,20 @@ class Chain:
 
     def _row(self) -> tuple[Any, ...] | None:
         return self.core.conn.execute(  # type: ignore[no-any-return]
-            "SELECT rpc, chain_id, contract, rpc_key, sender_key, owner_key, anchor_after_sync "
-            "FROM chain WHERE id=1"
+            "SELECT rpc, chain_id, contract, rpc_key, sender_key, owner_key, anchor_after_sync, "
+            "from_block FROM chain WHERE id=1"
         ).fetchone()
 
     def settings(self) -> ChainSettings | None:
         row = self._row()
         if row is None:
             return None
-        rpc, chain_id, contract, rpc_key, sender_key, owner_key, after = row
+        rpc, chain_id, contract, rpc_key, sender_key, owner_key, after, from_block = row
         return ChainSettings(
             str(rpc), int(chain_id), None if contract is None else str(contract),
             rpc_key is not None, None if sender_key is None else address_of(bytes(sender_key)),
             None if owner_key is None else address_of(bytes(owner_key)), bool(after),
+            int(from_block),
         )  # fmt: skip
 
     def configure(
@@ -124,6 +126,7 @@ class Chain:
         rpc_key: str | None = None,
         sender_key: str | None = None,
         anchor_after_sync: bool = True,
+        from_block: int = 0,
     ) -> ChainSettings:
         """Use the chain at `rpc`, after checking it answers with `chain_id` (read from
         it if not given) and that `contract`, if given, is memsync's registry.
@@ -149,10 +152,10 @@ class Chain:
         with self.core.db.write() as w:
             w.execute(
                 "INSERT OR REPLACE INTO chain(id, rpc, chain_id, contract, rpc_key, sender_key, "
-                "owner_key, anchor_after_sync) VALUES(1,?,?,?,?,?,?,?)",
+                "owner_key, anchor_after_sync, from_block) VALUES(1,?,?,?,?,?,?,?,?)",
                 (
                     rpc, chain_id, contract, rpc_key, key,
-                    old[5] if old is not None else None, int(anchor_after_sync),
+                    old[5] if old is not None else None, int(anchor_after_sync), from_block,
                 ),
             )  # fmt: skip
             if old is None or old[2] != contract or int(old[1]) != chain_id:
@@ -174,12 +177,13 @@ class Chain:
         return row
 
     def registry(self) -> Registry:
-        rpc, chain_id, contract, rpc_key, *_ = self._need()
+        rpc, chain_id, contract, rpc_key, *_, from_block = self._need()
         if contract is None:
             raise ChainError(
                 "no registry configured: memsync chain config --contract ADDR (or chain deploy)"
             )
-        return Registry.connect(Registry.web3(rpc, rpc_key), contract, int(chain_id), mask(rpc))
+        w3 = Registry.web3(rpc, rpc_key)
+        return Registry.connect(w3, contract, int(chain_id), mask(rpc), int(from_block))
 
     def _sender(self, reg: Registry) -> Sender:
         row = self._need()
@@ -210,7 +214,9 @@ class Chain:
         sender = Sender(bytes(sender_key)) if sender_key is not None else Sender(None)
         reg, receipt = Registry.deploy(w3, sender, mask(rpc), int(chain_id))
         with self.core.db.write() as w:
-            w.execute("UPDATE chain SET contract=? WHERE id=1", (reg.address,))
+            w.execute(
+                "UPDATE chain SET contract=?, from_block=? WHERE id=1", (reg.address, receipt.block)
+            )
             w.execute("DELETE FROM chain_seen")
         return receipt
 
@@ -341,6 +347,18 @@ class Chain:
 
     # Reading.
 
+    def after_sync(self) -> str | None:
+        """Anchor after a sync when this device can and is set to; what happened, in a
+        line, or None. A failure here never fails the sync that went before."""
+        row = self._row()
+        if row is None or row[5] is None or not row[6]:
+            return None
+        try:
+            done = self.anchor()
+        except ChainError as exc:
+            return f"not anchored: {exc}"
+        return None if done is None else f"anchored as chain checkpoint {done.counter}"
+
     def history(self) -> list[ChainEvent]:
         """The vault's on-chain history, oldest first."""
         return self.registry().history(commitment(self.core))
@@ -355,13 +373,7 @@ class Chain:
 
         def read() -> Record | None:
             state["reg"] = reg = state.get("reg") or self.registry()
-            record = reg.record(vault)
-            if record is not None and record.counter < self.seen_counter():
-                raise ChainError(
-                    f"the chain serves checkpoint {record.counter}, older than checkpoint "
-                    f"{self.seen_counter()} this device verified before"
-                )
-            return record
+            return reg.record(vault)
 
         def where(counter: int) -> dict[str, Any]:
             reg = state["reg"]
@@ -374,7 +386,7 @@ class Chain:
         def seen(record: Record, kept: Kept) -> None:
             self._seen(state["reg"], record.counter, record.root, kept)
 
-        return Witness(self.core, read, where, seen, self._kept)
+        return Witness(self.core, read, where, seen, self._kept, self.seen_counter)
 
     def status(self) -> ChainStatus:
         """The on-chain record against this device's view."""

@@ -31,13 +31,13 @@ _MANIFEST = b"memsync/v1/parts\x00"
 
 
 def normalize_evm_url(text: str, normalize_url: Callable[[str], str]) -> str:
-    """`evm://ADDRESS?rpc=URL&keys=URL[&chain=ID][&stream=HEX]`, checked and completed;
+    """`evm://ADDRESS?rpc=URL&keys=URL[&chain=ID][&stream=HEX][&from=BLOCK]`, checked and completed;
     `RemoteError` otherwise; `normalize_url` checks the keys remote's URL."""
     parsed = urlparse(text)
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     for key in query:
-        if key not in ("rpc", "keys", "chain", "stream"):
-            raise RemoteError(f"unknown evm option {key!r} (rpc, keys, chain, stream)")
+        if key not in ("rpc", "keys", "chain", "stream", "from"):
+            raise RemoteError(f"unknown evm option {key!r} (rpc, keys, chain, stream, from)")
     if not parsed.netloc.startswith("0x") or len(parsed.netloc) != 42:
         raise RemoteError("an evm:// URL names the registry: evm://0x…?rpc=URL&keys=URL")
     if not query.get("rpc", "").startswith(("http://", "https://")):
@@ -47,8 +47,9 @@ def normalize_evm_url(text: str, normalize_url: Callable[[str], str]) -> str:
             "an evm:// URL needs keys=, a mutable remote (a folder or s3://…) for what the "
             "chain must never hold: the record keys"
         )
-    if "chain" in query and not query["chain"].isdigit():
-        raise RemoteError("chain= is a chain id (a number)")
+    for number in ("chain", "from"):
+        if number in query and not query[number].isdigit():
+            raise RemoteError(f"{number}= is a number (a chain id, a block)")
     if query["keys"].startswith("evm:"):
         raise RemoteError("keys= must be a mutable remote, not another evm:// one")
     query["keys"] = normalize_url(query["keys"])
@@ -97,7 +98,8 @@ class EvmRemote(Remote):
         keys = open_remote(query["keys"])
         chain = int(query["chain"]) if "chain" in query else None
         w3 = Registry.web3(query["rpc"])
-        registry = Registry.connect(w3, parsed.netloc, chain, query["rpc"].split("?")[0])
+        where = query["rpc"].split("?")[0]
+        registry = Registry.connect(w3, parsed.netloc, chain, where, int(query.get("from", 0)))
         sender_key = os.environ.get(SENDER_KEY_ENV)
         sender = Sender(bytes.fromhex(sender_key.removeprefix("0x")) if sender_key else None)
         return cls(registry, keys, bytes.fromhex(query["stream"]), sender)

@@ -33,7 +33,6 @@ from memsync.crypto.device import (
 )
 from memsync.errors import (
     BadRecoveryPhrase,
-    ChainError,
     CryptoError,
     NotFound,
     RemoteError,
@@ -274,15 +273,9 @@ def sync(
     for info in targets:
         store = remote if remote is not None else open_remote(info.url)
         reports.append(_sync_one(core, store, info.name, progress, chain))
-    settings = chain.settings()
-    if settings is not None and settings.owner and settings.anchor_after_sync:
-        try:
-            done = chain.anchor()
-            note = None if done is None else f"anchored as chain checkpoint {done.counter}"
-        except ChainError as exc:
-            note = f"not anchored: {exc}"
-        if note:
-            reports[-1] = dataclasses.replace(reports[-1], chain=(note,))
+    note = chain.after_sync()
+    if note:
+        reports[-1] = dataclasses.replace(reports[-1], chain=(note,))
     return reports
 
 

@@ -126,8 +126,10 @@ class Witness:
         where: Callable[[int], dict[str, Any]],
         seen: Callable[[Record, Kept], None],
         kept: Callable[[Record], Kept],
+        seen_counter: Callable[[], int],
     ) -> None:
         self.core = core
+        self.seen_counter = seen_counter
         self.read = read
         self.where = where
         self.seen = seen
@@ -145,6 +147,16 @@ class Witness:
         except ChainError as exc:
             syncer.repaired.append(f"not checked against the chain: {exc}")
             return
+        verified = self.seen_counter()
+        if (record.counter if record else 0) < verified:
+            # The node (or the chain) goes back on what this device verified: a lying RPC
+            # endpoint or a reorganised chain. Not the remote's doing, but not to be trusted.
+            syncer._refuse(
+                "chain",
+                f"the chain serves checkpoint {record.counter if record else 0} of this vault, "
+                f"older than checkpoint {verified} this device verified; check the RPC endpoint",
+                {"served": record.counter if record else 0, "verified": verified},
+            )
         if record is None or record.counter == 0:
             return
         mine = {d: (s, h.hex()) for d, (s, h) in local.items()}
