@@ -80,6 +80,14 @@ def _run(bin_dir: Path, home: Path, *args: str, stdin: str | None = None) -> str
     return done.stdout
 
 
+def _fail(bin_dir: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command expected to fail: its exit code and stderr are for the caller to check."""
+    return subprocess.run(
+        [str(bin_dir / "memsync"), *args], env=_env(home), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
 def test_the_wheel_carries_the_tokenizer_and_its_licence(installed: tuple[Path, Path]) -> None:
     wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
@@ -164,13 +172,7 @@ def test_sync_works_from_the_wheel_and_s3_names_its_extra(
     _run(bin_dir, home, "add", "Synced from the wheel")
     _run(bin_dir, home, "remote", "add", "usb", str(tmp_path / "remote"))
     assert "pushed" in _run(bin_dir, home, "sync")
-    done = subprocess.run(
-        [str(bin_dir / "memsync"), "remote", "add", "cloud", "s3://bucket/prefix"],
-        env=_env(home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _fail(bin_dir, home, "remote", "add", "cloud", "s3://bucket/prefix")
     assert done.returncode == 14, done.stderr
     assert "memsync[s3]" in done.stderr and "Traceback" not in done.stderr
 
@@ -184,12 +186,6 @@ def test_the_chain_names_its_extra_and_the_wheel_carries_the_contract(
     assert {"memsync/chain/VaultRegistry.sol", "memsync/chain/VaultRegistry.json"} <= set(names)
     home = tmp_path / "chain-home"
     _run(bin_dir, home, "init")
-    done = subprocess.run(
-        [str(bin_dir / "memsync"), "chain", "config", "--rpc", "http://127.0.0.1:8545"],
-        env=_env(home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _fail(bin_dir, home, "chain", "config", "--rpc", "http://127.0.0.1:8545")
     assert done.returncode == 16, done.stderr
     assert "memsync[chain]" in done.stderr and "Traceback" not in done.stderr
