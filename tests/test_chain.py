@@ -497,3 +497,50 @@ def test_a_node_that_accepts_but_never_answers_times_out(tmp_path: Path) -> None
             Registry.connect(Registry.web3(url, timeout=0.5), "0x" + "ab" * 20, None, url)
     finally:
         server.close()
+
+
+def test_configuring_again_keeps_what_is_not_given(
+    anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    made, _ = anchored
+    a = made.vault
+    a.chain.configure(node.url, sender_key=FUNDED[2].hex(), rpc_key="secret-token")
+    again = a.chain.configure(node.url, anchor_after_sync=False)
+    assert again.contract == registry.address and again.sender == address_of(FUNDED[2])
+    assert again.has_rpc_key and not again.anchor_after_sync and again.owner is not None
+    assert a.chain.seen_counter() == 1  # same chain, same registry: what was verified stays
+    # The RPC's key never follows the settings to another endpoint.
+    other = node.url.replace("127.0.0.1", "localhost")
+    assert not a.chain.configure(other).has_rpc_key
+    a.add("sent by the configured key")
+    done = a.chain.anchor()
+    assert done is not None
+    tx = a.chain.registry().w3.eth.get_transaction(done.receipt.tx)
+    assert tx["from"] == address_of(FUNDED[2])
+
+
+def test_a_root_that_does_not_match_the_anchored_state_is_evidence(
+    fast_dir: Path, anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    from memsync.sync.anchor import _base
+    from memsync.sync.remote import FolderRemote
+    from memsync.sync.witness import Anchor, seal_anchor
+
+    made, url = anchored
+    a = made.vault
+    b = _device_b(fast_dir, made, url, node, registry.address)
+    # The owner key signs a root that is not the one of the state its pointer names.
+    heads = {d: (s, h.hex()) for d, (s, h) in a.core.log.heads().items()}
+    rec = registry.record(commitment(a.core))
+    assert rec is not None
+    name, blob, pointer = seal_anchor(
+        _base(a.core), Anchor(a.header.vault_id, rec.counter + 1, 0, heads)
+    )
+    FolderRemote(Path(url)).create(name, blob)
+    key = bytes.fromhex(a.core.conn.execute("SELECT hex(owner_key) FROM chain").fetchone()[0])
+    registry.checkpoint(commitment(a.core), 0, rec.counter + 1, os.urandom(32), pointer, key,
+                        Sender(), rec.nonce)  # fmt: skip
+    with pytest.raises(SyncRefused, match=r"\(altered\).*does not match the root"):
+        b.sync()
+    assert a.chain.status().state == "contradicted"
+    b.close()

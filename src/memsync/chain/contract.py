@@ -354,8 +354,8 @@ def _send(w3: Any, fn: Any, sender: Sender, chain_id: int) -> Receipt:
         accounts = w3.eth.accounts
         if not accounts:
             raise ChainError(
-                "no account pays for this transaction: configure one with "
-                "`memsync chain config --sender-key` (or fund the vault's owner address)"
+                "no account pays for this transaction: give a funded key with `memsync "
+                "chain config --sender-key` (for an evm:// remote: $MEMSYNC_CHAIN_SENDER_KEY)"
             )
         frm = str(accounts[0])
     if hasattr(fn, "call"):

@@ -135,30 +135,33 @@ class Chain:
         """
         if not rpc.startswith(("http://", "https://")):
             raise UsageError(f"an RPC endpoint is an http:// or https:// URL, not {rpc!r}")
-        key = _private_key(sender_key) if sender_key else None
-        w3 = Registry.web3(rpc, rpc_key)
-        if contract is not None:
-            found = Registry.connect(w3, contract, chain_id, mask(rpc))
-            chain_id, contract = found.chain_id, found.address
-        else:
-            from memsync.chain.contract import rpc_errors
-
-            with rpc_errors(mask(rpc)):
-                actual = int(w3.eth.chain_id)
-            if chain_id is not None and chain_id != actual:
-                raise ChainError(f"{mask(rpc)} is chain {actual}, not chain {chain_id}")
-            chain_id = actual
         old = self._row()
+        # What is not given again is kept: the keys (the RPC's only for the same URL: it
+        # must not go to another provider), and the registry on the same chain.
+        key = _private_key(sender_key) if sender_key else (old[4] if old else None)
+        if rpc_key is None and old is not None and old[0] == rpc:
+            rpc_key = old[3]
+        w3 = Registry.web3(rpc, rpc_key)
+        from memsync.chain.contract import rpc_errors
+
+        with rpc_errors(mask(rpc)):
+            actual = int(w3.eth.chain_id)
+        if chain_id is not None and chain_id != actual:
+            raise ChainError(f"{mask(rpc)} is chain {actual}, not chain {chain_id}")
+        if contract is None and old is not None and int(old[1]) == actual and old[2]:
+            contract, from_block = str(old[2]), from_block or int(old[7])
+        if contract is not None:
+            contract = Registry.connect(w3, contract, actual, mask(rpc)).address
         with self.core.db.write() as w:
             w.execute(
                 "INSERT OR REPLACE INTO chain(id, rpc, chain_id, contract, rpc_key, sender_key, "
                 "owner_key, anchor_after_sync, from_block) VALUES(1,?,?,?,?,?,?,?,?)",
                 (
-                    rpc, chain_id, contract, rpc_key, key,
+                    rpc, actual, contract, rpc_key, key,
                     old[5] if old is not None else None, int(anchor_after_sync), from_block,
                 ),
             )  # fmt: skip
-            if old is None or old[2] != contract or int(old[1]) != chain_id:
+            if old is None or old[2] != contract or int(old[1]) != actual:
                 w.execute("DELETE FROM chain_seen")
         settings = self.settings()
         assert settings is not None
@@ -412,6 +415,9 @@ class Chain:
         if anchored is None:
             detail = "the chain records a state no remote of this device holds"
             return ChainStatus("behind", detail, record, root, owner_here)
+        if anchored.root != record.root:
+            detail = f"the root of checkpoint {record.counter} is not that of the state it names"
+            return ChainStatus("contradicted", detail, record, root, owner_here)
         state, detail = _compare(core, anchored.heads, heads)
         return ChainStatus(state, detail, record, root, owner_here)
 

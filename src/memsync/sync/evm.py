@@ -100,8 +100,13 @@ class EvmRemote(Remote):
         w3 = Registry.web3(query["rpc"])
         where = query["rpc"].split("?")[0]
         registry = Registry.connect(w3, parsed.netloc, chain, where, int(query.get("from", 0)))
-        sender_key = os.environ.get(SENDER_KEY_ENV)
-        sender = Sender(bytes.fromhex(sender_key.removeprefix("0x")) if sender_key else None)
+        sender_key = os.environ.get(SENDER_KEY_ENV, "").strip().removeprefix("0x")
+        try:
+            sender = Sender(bytes.fromhex(sender_key) if sender_key else None)
+        except ValueError:
+            raise RemoteError(f"${SENDER_KEY_ENV} is not a key in hex") from None
+        if sender.key is not None and len(sender.key) != 32:
+            raise RemoteError(f"${SENDER_KEY_ENV} is not a 32-byte key")
         return cls(registry, keys, bytes.fromhex(query["stream"]), sender)
 
     def _chain(self, name: str) -> bool:
