@@ -24,7 +24,6 @@ import pytest
 from conftest import create_vault, restore_vault
 from memsync.chain.contract import Registry, Sender, address_of
 from memsync.chain.node import DevNode, start_dev_node
-from memsync.chain.support import build
 from memsync.errors import BadRecoveryPhrase, ChainError, ChainUnreachable, SyncRefused
 from memsync.sync.anchor import commitment
 from memsync.vault import NewVault, Vault
@@ -309,6 +308,9 @@ def test_cli_against_a_node_started_as_memsync_chain_dev(fast_dir: Path, tmp_pat
 
 
 def test_an_evm_remote_and_nothing_readable_on_chain(fast_dir: Path, node: DevNode) -> None:
+    from memsync.sync.evm import EvmRemote
+    from memsync.sync.urls import open_remote
+
     canary = "zebracanary7731"
     registry, _ = Registry.deploy(Registry.web3(node.url), Sender(), node.url)
     made = create_vault(fast_dir / "a", device_name=f"laptop {canary}")
@@ -339,7 +341,17 @@ def test_an_evm_remote_and_nothing_readable_on_chain(fast_dir: Path, node: DevNo
     for marker in (canary, vault_id, vault_id.replace("-", ""), a.device.device_id):
         assert marker.encode() not in blob
         assert marker.encode().hex().encode() not in blob
-    assert build().abi  # the registry's published data is only ciphertext
+    # Only immutable ciphertext went on chain (segments, anchored states, their parts);
+    # no key that opens anything did: forgetting can still destroy a record key.
+    remote = open_remote(a.remotes.list()[0].url)
+    assert isinstance(remote, EvmRemote)
+    kinds = {k[:1] for k, _ in registry.published(remote.stream)}
+    assert kinds and kinds <= {b"s", b"a", b"p"}
+    secrets = [bytes(r[0]) for r in a.core.conn.execute("SELECT key FROM entry_keys")]
+    secrets += [a.core.vault_key, a.core.log_key]
+    assert len(secrets) > 5
+    for secret in secrets:
+        assert secret not in blob
     b.close()
     a.close()
 
