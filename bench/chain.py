@@ -36,7 +36,7 @@ def main() -> None:
         made = Vault.create(home / "v", "a strong pass phrase 42", kdf=FAST_KDF,
                             embedder=HashEmbedder())  # fmt: skip
         v = made.vault
-        v.chain.configure(node.url, contract=reg.address, anchor_after_sync=False)
+        v.chain.configure(node.url, contract=reg.address, anchor_every=None)
         v.remotes.add("usb", str(home / "usb"))  # where anchors put the state they name
         register = v.chain.register(made.recovery_phrase)
         gas = []

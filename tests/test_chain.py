@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -517,9 +518,9 @@ def test_configuring_again_keeps_what_is_not_given(
     made, _ = anchored
     a = made.vault
     a.chain.configure(node.url, sender_key=FUNDED[2].hex(), rpc_key="secret-token")
-    again = a.chain.configure(node.url, anchor_after_sync=False)
+    again = a.chain.configure(node.url, anchor_every=None)
     assert again.contract == registry.address and again.sender == address_of(FUNDED[2])
-    assert again.has_rpc_key and not again.anchor_after_sync and again.owner is not None
+    assert again.has_rpc_key and again.anchor_every is None and again.owner is not None
     assert a.chain.seen_counter() == 1  # same chain, same registry: what was verified stays
     # The RPC's key never follows the settings to another endpoint.
     other = node.url.replace("127.0.0.1", "localhost")
@@ -556,3 +557,22 @@ def test_a_root_that_does_not_match_the_anchored_state_is_evidence(
         b.sync()
     assert a.chain.status().state == "contradicted"
     b.close()
+
+
+def test_automatic_anchors_can_be_spaced_out(
+    anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    from conftest import FixedClock
+
+    made, _ = anchored
+    a = made.vault
+    a.chain.configure(node.url, anchor_every=3600)
+    a.add("one")
+    assert a.sync()[0].chain == ()  # anchored a moment ago (by the fixture's sync)
+    assert a.chain.status().state == "ahead"
+    clock = FixedClock(a.clock() + timedelta(hours=2))
+    a.clock = clock
+    assert a.sync()[0].chain == ("anchored as chain checkpoint 2",)
+    a.add("two")
+    assert a.sync()[0].chain == ()
+    assert a.chain.anchor() is not None  # by hand, whenever

@@ -45,7 +45,14 @@ def _tx(r: Receipt) -> str:
     envvar=SENDER_KEY_ENV,
     help=f"A funded key that pays for transactions (${SENDER_KEY_ENV}); else the owner pays.",
 )
-@click.option("--no-auto-anchor", is_flag=True, help="Do not anchor after every sync.")
+@click.option(
+    "--anchor-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Anchor after a sync at most this often (seconds; 0: after every sync).",
+)
+@click.option("--no-auto-anchor", is_flag=True, help="Anchor only with `memsync anchor`.")
 @click.option("--from-block", type=int, default=0, help="The block the registry was deployed in.")
 @json_option
 def config(
@@ -54,6 +61,7 @@ def config(
     chain_id: int | None,
     rpc_key: str | None,
     sender_key: str | None,
+    anchor_every: int,
     no_auto_anchor: bool,
     from_block: int,
     as_json: bool,
@@ -65,7 +73,8 @@ def config(
     with open_vault() as vault:
         s = vault.chain.configure(
             rpc, contract=contract, chain_id=chain_id, rpc_key=rpc_key,
-            sender_key=sender_key, anchor_after_sync=not no_auto_anchor, from_block=from_block,
+            sender_key=sender_key, anchor_every=None if no_auto_anchor else anchor_every,
+            from_block=from_block,
         )  # fmt: skip
     if as_json:
         print_json({**dataclasses.asdict(s), "rpc": mask(s.rpc)})

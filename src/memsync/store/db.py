@@ -261,8 +261,9 @@ CREATE TABLE IF NOT EXISTS chain(
     rpc_key TEXT,
     sender_key BLOB,
     owner_key BLOB,
-    anchor_after_sync INTEGER NOT NULL DEFAULT 1,
-    from_block INTEGER NOT NULL DEFAULT 0
+    anchor_every INTEGER DEFAULT 0, -- seconds between anchors after syncs; NULL: never
+    from_block INTEGER NOT NULL DEFAULT 0,
+    anchored_at INTEGER -- when this device last anchored (ms)
 );
 -- The newest on-chain checkpoint this device has verified: a node that serves an older
 -- one is contradicting what was seen.

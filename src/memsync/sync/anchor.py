@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from memsync import codec
 from memsync.chain.contract import ChainEvent, Receipt, Record, Registry, Sender, address_of
 from memsync.core import Core
 from memsync.crypto import aead, phrase
@@ -55,7 +56,7 @@ class ChainSettings:
     has_rpc_key: bool
     sender: str | None  # the address that pays, if a key is configured
     owner: str | None  # the vault's owner address, if this device holds its key
-    anchor_after_sync: bool
+    anchor_every: int | None  # seconds between anchors after syncs (0: each); None: never
     from_block: int = 0  # where the registry's history starts
 
 
@@ -91,6 +92,21 @@ def mask(url: str) -> str:
     return f"{scheme}://{host}" + ("/…" if len(rest) > len(host) else "")
 
 
+@dataclass(frozen=True)
+class _Row:
+    """The `chain` table's one row, keys included (never returned to callers)."""
+
+    rpc: str
+    chain_id: int
+    contract: str | None
+    rpc_key: str | None
+    sender_key: bytes | None
+    owner_key: bytes | None
+    anchor_every: int | None
+    from_block: int
+    anchored_at: int | None
+
+
 class Chain:
     """This device's chain (`Vault.chain`)."""
 
@@ -99,22 +115,30 @@ class Chain:
 
     # Settings.
 
-    def _row(self) -> tuple[Any, ...] | None:
-        return self.core.conn.execute(  # type: ignore[no-any-return]
-            "SELECT rpc, chain_id, contract, rpc_key, sender_key, owner_key, anchor_after_sync, "
-            "from_block FROM chain WHERE id=1"
+    def _row(self) -> _Row | None:
+        row = self.core.conn.execute(
+            "SELECT rpc, chain_id, contract, rpc_key, sender_key, owner_key, anchor_every, "
+            "from_block, anchored_at FROM chain WHERE id=1"
         ).fetchone()
+        if row is None:
+            return None
+        rpc, chain_id, contract, rpc_key, sender, owner, every, from_block, at = row
+        return _Row(
+            str(rpc), int(chain_id), None if contract is None else str(contract),
+            None if rpc_key is None else str(rpc_key), None if sender is None else bytes(sender),
+            None if owner is None else bytes(owner), None if every is None else int(every),
+            int(from_block), None if at is None else int(at),
+        )  # fmt: skip
 
     def settings(self) -> ChainSettings | None:
         row = self._row()
         if row is None:
             return None
-        rpc, chain_id, contract, rpc_key, sender_key, owner_key, after, from_block = row
         return ChainSettings(
-            str(rpc), int(chain_id), None if contract is None else str(contract),
-            rpc_key is not None, None if sender_key is None else address_of(bytes(sender_key)),
-            None if owner_key is None else address_of(bytes(owner_key)), bool(after),
-            int(from_block),
+            row.rpc, row.chain_id, row.contract, row.rpc_key is not None,
+            None if row.sender_key is None else address_of(row.sender_key),
+            None if row.owner_key is None else address_of(row.owner_key),
+            row.anchor_every, row.from_block,
         )  # fmt: skip
 
     def configure(
@@ -125,22 +149,26 @@ class Chain:
         chain_id: int | None = None,
         rpc_key: str | None = None,
         sender_key: str | None = None,
-        anchor_after_sync: bool = True,
+        anchor_every: int | None = 0,
         from_block: int = 0,
     ) -> ChainSettings:
         """Use the chain at `rpc`, after checking it answers with `chain_id` (read from
-        it if not given) and that `contract`, if given, is memsync's registry.
+        it if not given) and that `contract`, if given, is memsync's registry. After a
+        sync, a device that holds the owner key anchors if `anchor_every` seconds have
+        passed since its last anchor (0: after every sync; None: only `anchor`).
 
         >>> vault.chain.configure("http://127.0.0.1:8545", contract="0x…")  # doctest: +SKIP
         """
         if not rpc.startswith(("http://", "https://")):
             raise UsageError(f"an RPC endpoint is an http:// or https:// URL, not {rpc!r}")
+        if anchor_every is not None and anchor_every < 0:
+            raise UsageError("anchor_every is a number of seconds (0 or more), or None")
         old = self._row()
         # What is not given again is kept: the keys (the RPC's only for the same URL: it
         # must not go to another provider), and the registry on the same chain.
-        key = _private_key(sender_key) if sender_key else (old[4] if old else None)
-        if rpc_key is None and old is not None and old[0] == rpc:
-            rpc_key = old[3]
+        key = _private_key(sender_key) if sender_key else (old.sender_key if old else None)
+        if rpc_key is None and old is not None and old.rpc == rpc:
+            rpc_key = old.rpc_key
         w3 = Registry.web3(rpc, rpc_key)
         from memsync.chain.contract import rpc_errors
 
@@ -148,20 +176,20 @@ class Chain:
             actual = int(w3.eth.chain_id)
         if chain_id is not None and chain_id != actual:
             raise ChainError(f"{mask(rpc)} is chain {actual}, not chain {chain_id}")
-        if contract is None and old is not None and int(old[1]) == actual and old[2]:
-            contract, from_block = str(old[2]), from_block or int(old[7])
+        if contract is None and old is not None and old.chain_id == actual and old.contract:
+            contract, from_block = old.contract, from_block or old.from_block
         if contract is not None:
             contract = Registry.connect(w3, contract, actual, mask(rpc)).address
         with self.core.db.write() as w:
             w.execute(
                 "INSERT OR REPLACE INTO chain(id, rpc, chain_id, contract, rpc_key, sender_key, "
-                "owner_key, anchor_after_sync, from_block) VALUES(1,?,?,?,?,?,?,?,?)",
+                "owner_key, anchor_every, from_block, anchored_at) VALUES(1,?,?,?,?,?,?,?,?,?)",
                 (
-                    rpc, actual, contract, rpc_key, key,
-                    old[5] if old is not None else None, int(anchor_after_sync), from_block,
+                    rpc, actual, contract, rpc_key, key, old.owner_key if old else None,
+                    anchor_every, from_block, old.anchored_at if old else None,
                 ),
             )  # fmt: skip
-            if old is None or old[2] != contract or int(old[1]) != actual:
+            if old is None or old.contract != contract or old.chain_id != actual:
                 w.execute("DELETE FROM chain_seen")
         settings = self.settings()
         assert settings is not None
@@ -173,49 +201,48 @@ class Chain:
             w.execute("DELETE FROM chain")
             w.execute("DELETE FROM chain_seen")
 
-    def _need(self) -> tuple[Any, ...]:
+    def _need(self) -> _Row:
         row = self._row()
         if row is None:
             raise ChainError("no chain configured: memsync chain config --rpc URL")
         return row
 
     def registry(self) -> Registry:
-        rpc, chain_id, contract, rpc_key, *_, from_block = self._need()
-        if contract is None:
+        row = self._need()
+        if row.contract is None:
             raise ChainError(
                 "no registry configured: memsync chain config --contract ADDR (or chain deploy)"
             )
-        w3 = Registry.web3(rpc, rpc_key)
-        return Registry.connect(w3, contract, int(chain_id), mask(rpc), int(from_block))
+        w3 = Registry.web3(row.rpc, row.rpc_key)
+        return Registry.connect(w3, row.contract, row.chain_id, mask(row.rpc), row.from_block)
 
     def _sender(self, reg: Registry) -> Sender:
         row = self._need()
-        if row[4] is not None:
-            return Sender(bytes(row[4]))
+        if row.sender_key is not None:
+            return Sender(row.sender_key)
         from memsync.chain.contract import rpc_errors
 
         with rpc_errors(reg.where):
             unlocked = bool(reg.w3.eth.accounts)
         # A development node pays from its own account; elsewhere the owner key pays.
-        return Sender(None) if unlocked or row[5] is None else Sender(bytes(row[5]))
+        return Sender(None) if unlocked or row.owner_key is None else Sender(row.owner_key)
 
     def _owner_key(self) -> bytes:
-        key = self._need()[5]
+        key = self._need().owner_key
         if key is None:
             raise ChainError(
                 "this device does not hold the vault's owner key: run `memsync chain "
                 "register` and type the recovery phrase"
             )
-        return bytes(key)
+        return key
 
     # Acting.
 
     def deploy(self) -> Receipt:
         """Deploy a new registry and use it (a private chain or a test)."""
-        rpc, chain_id, _, rpc_key, sender_key, *_ = self._need()
-        w3 = Registry.web3(rpc, rpc_key)
-        sender = Sender(bytes(sender_key)) if sender_key is not None else Sender(None)
-        reg, receipt = Registry.deploy(w3, sender, mask(rpc), int(chain_id))
+        row = self._need()
+        w3 = Registry.web3(row.rpc, row.rpc_key)
+        reg, receipt = Registry.deploy(w3, Sender(row.sender_key), mask(row.rpc), row.chain_id)
         with self.core.db.write() as w:
             w.execute(
                 "UPDATE chain SET contract=?, from_block=? WHERE id=1", (reg.address, receipt.block)
@@ -291,6 +318,8 @@ class Chain:
                     continue
                 raise
             self._seen(reg, anchor.counter, bytes.fromhex(root), Kept(blob, heads))
+            with core.db.write() as w:
+                w.execute("UPDATE chain SET anchored_at=? WHERE id=1", (codec.to_ms(core.clock()),))
             return Anchored(anchor.counter, receipt, root, stored)
         raise AssertionError("unreachable")
 
@@ -354,7 +383,10 @@ class Chain:
         """Anchor after a sync when this device can and is set to; what happened, in a
         line, or None. A failure here never fails the sync that went before."""
         row = self._row()
-        if row is None or row[5] is None or not row[6]:
+        if row is None or row.owner_key is None or row.anchor_every is None:
+            return None
+        now = codec.to_ms(self.core.clock())
+        if row.anchored_at is not None and now - row.anchored_at < row.anchor_every * 1000:
             return None
         try:
             done = self.anchor()
@@ -369,7 +401,7 @@ class Chain:
     def witness(self) -> Witness | None:
         """What checks a sync against the chain, if one is configured with a registry."""
         row = self._row()
-        if row is None or row[2] is None:
+        if row is None or row.contract is None:
             return None
         vault = commitment(self.core)
         state: dict[str, Registry] = {}
@@ -398,7 +430,7 @@ class Chain:
         record = reg.record(commitment(core))
         heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
         root = merkle_root(heads)
-        owner_here = self._need()[5] is not None
+        owner_here = self._need().owner_key is not None
         if record is None:
             return ChainStatus("not registered", "memsync chain register", None, root, owner_here)
         if record.counter == 0:
