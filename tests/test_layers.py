@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"extract", "llm"},
     {"reconcile", "profile", "retrieve"},
     {"capture", "config"},
-    {"edits"},
+    {"edits", "forget"},
     {"disclose"},
     {"lifecycle"},
     {"chain"},

@@ -302,7 +302,9 @@ class Core:
         return self._recovery_sign_pub
 
     def _declared_recovery_key(self) -> bytes:
-        for (device,) in self.conn.execute("SELECT device_id FROM devices ORDER BY added_at"):
+        # fetchall: a cursor left open would hold a read transaction (and block checkpoints).
+        devices = self.conn.execute("SELECT device_id FROM devices ORDER BY added_at").fetchall()
+        for (device,) in devices:
             entry = self.log.entry(str(device), 1)
             if entry is None:
                 continue

@@ -15,11 +15,11 @@ from memsync import codec
 from memsync.core import Core
 from memsync.errors import UsageError
 from memsync.index.vectors import embed_texts, texts_to_embed
-from memsync.model import Category, Kind, Memory, Provenance, Source, Status
+from memsync.model import Category, Kind, Memory, Provenance, Source
 from memsync.profile.cache import BIO_CHARS
 from memsync.store import records, state
 
-__all__ = ["add", "edit", "forget", "import_records", "set_bio"]
+__all__ = ["add", "edit", "import_records", "set_bio"]
 
 
 def add(
@@ -77,20 +77,6 @@ def edit(
         )
         core.commit([{"op": "edit_memory", "old": old.id, "memory": codec.memory_to_json(new)}])
     return state.get_memory(core.conn, new.id)
-
-
-def forget(core: Core, memory_id: str) -> None:
-    """Tombstone the memory `memory_id` (a full id) and every version in its history;
-    see `Vault.forget`."""
-    with core.db.write() as conn:
-        old = state.get_memory(conn, memory_id)
-        if old.status is Status.FORGOTTEN:
-            raise UsageError(f"memory {old.id} is already forgotten")
-        at = codec.to_ms(core.clock())
-        # One operation for the oldest version still remembered: forgetting reaches every
-        # version after it (`state.apply`), so the log holds no operation that does nothing.
-        first = next(m for m in records.chain(conn, old) if m.status is not Status.FORGOTTEN)
-        core.commit([{"op": "forget_memory", "id": first.id, "at": at}])
 
 
 def import_records(

@@ -20,7 +20,7 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
-from memsync import config, edits, lifecycle
+from memsync import config, edits, forget, lifecycle
 from memsync.capture import flow
 from memsync.capture.flow import IngestReport, IngestResult
 from memsync.capture.types import ImportBatch, ImportedDocument, ImportedMemory
@@ -297,19 +297,19 @@ class Vault:
     ) -> Memory:
         """Supersede a memory with an edited copy; the old version stays in its history."""
         return edits.edit(
-            self.core,
-            self.resolve(memory_id),
-            text=text,
-            kind=kind,
-            category=category,
-            tags=tags,
-            valid_until=valid_until,
-        )
+            self.core, self.resolve(memory_id), text=text, kind=kind, category=category,
+            tags=tags, valid_until=valid_until,
+        )  # fmt: skip
 
     def forget(self, memory_id: str) -> None:
-        """Tombstone a memory and every version in its history: their text leaves the
-        state and the index for good. `memsync rm ID` calls this."""
-        edits.forget(self.core, self.resolve(memory_id))
+        """Forget a memory and every version in its history, for good: the keys of what
+        the log holds of it are destroyed everywhere (`memsync.forget`). `memsync rm ID`."""
+        forget.forget_memories(self.core, [self.resolve(memory_id)])
+
+    def forget_source(self, source_id: str) -> tuple[int, int]:
+        """Forget a conversation or document, and every memory drawn only from it:
+        (memories forgotten, log entries shredded). `memsync forget --source ID`."""
+        return forget.forget_source(self.core, source_id)
 
     def list(
         self,

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import apsw
 
+from memsync import codec
 from memsync.capture.digest import digest_messages, same_turn
 from memsync.capture.types import ImportBatch, ImportedDocument, ImportedMemory
 from memsync.core import Core
@@ -147,7 +148,10 @@ def _store_new(
 ) -> IngestResult:
     def unseen(conn: apsw.Connection) -> None:
         # Checked again where nothing can change: two processes may import one file.
-        if conn.execute("SELECT 1 FROM sources WHERE digest=?", (source.digest,)).fetchone():
+        if conn.execute(
+            "SELECT 1 FROM sources WHERE digest=? UNION SELECT 1 FROM forgotten WHERE digest=?",
+            (source.digest, source.digest),
+        ).fetchone():
             raise _AlreadyStored
 
     try:
@@ -324,9 +328,19 @@ def ingest_batch(
 
 
 def source_by_digest(core: Core, digest: str) -> Source | None:
-    """The stored source with this digest (the same content ingested before), if any."""
+    """The stored source with this digest (the same content ingested before), if any;
+    for content that was forgotten, what is left of it (its id, no turns), so that
+    importing it again brings nothing back."""
     row = core.conn.execute("SELECT id FROM sources WHERE digest=?", (digest,)).fetchone()
-    return None if row is None else state.get_source(core.conn, str(row[0]))
+    if row is not None:
+        return state.get_source(core.conn, str(row[0]))
+    gone = core.conn.execute(
+        "SELECT id, at FROM forgotten WHERE what='source' AND digest=?", (digest,)
+    ).fetchone()
+    if gone is None:
+        return None
+    at = codec.from_ms(int(gone[1]))
+    return Source(str(gone[0]), SourceKind.CONVERSATION, None, None, at, at, (), digest)
 
 
 def turns_seen(

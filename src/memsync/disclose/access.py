@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from memsync import config, edits
+from memsync import config, edits, forget
 from memsync.capture import flow
 from memsync.capture.flow import IngestResult
 from memsync.core import Core
@@ -317,7 +317,7 @@ class AppSession:
         scope = self.app.scope
         old = self._readable(memory_id, scope)
         self._may_write(scope, old.kind, old.category)
-        edits.forget(self.core, old.id)
+        forget.forget_memories(self.core, [old.id])
 
     def ingest(
         self,

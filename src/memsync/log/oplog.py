@@ -249,6 +249,20 @@ class OpLog:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def shred(self, entries: Sequence[tuple[str, int]]) -> None:
+        """Destroy the record keys of `entries` (inside the caller's write): their
+        operations can then be read by nobody, from any copy of the log. The database
+        zeroes what it frees (`secure_delete`), so no old page keeps a key."""
+        self.conn.executemany("DELETE FROM entry_keys WHERE device_id=? AND seq=?", list(entries))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO shredded(device_id, seq) VALUES(?,?)", list(entries)
+        )
+
+    def shredded(self) -> set[tuple[str, int]]:
+        """The entries whose record keys are destroyed here (or never came: shredded)."""
+        rows = self.conn.execute("SELECT device_id, seq FROM shredded").fetchall()
+        return {(str(d), int(s)) for d, s in rows}
+
     def entry(self, device_id: str, seq: int) -> Entry | None:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM oplog WHERE device_id=? AND seq=?", (device_id, seq)

@@ -71,9 +71,15 @@ def check(
         return CheckReport(0, 0, tuple(problems), live, "")
     # One slot per entry (None where it does not decrypt), so ops stay beside entries.
     decrypted: list[dict[str, Any] | None] = []
+    shredded = log.shredded()
     for e in entries:
         if stored.get((e.device_id, e.seq)) != e.hash(vault_id):
             problems.append(LogProblem(f"feed {e.device_id} entry {e.seq}", "hash mismatch"))
+        if (e.device_id, e.seq) in shredded:
+            # Forgotten: its key is destroyed on purpose. Its signature and place in the
+            # hash chain are still checked; what it did, the forget undid.
+            decrypted.append(None)
+            continue
         try:
             decrypted.append(log.decrypt(e, log_key))
         except CryptoError as exc:

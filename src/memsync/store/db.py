@@ -20,7 +20,7 @@ import apsw
 
 from memsync.errors import CorruptVault, StorageError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,6 +121,9 @@ CREATE TABLE IF NOT EXISTS items(
 CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
     text, content='items', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
 );
+-- A deleted row's tokens leave the index's segments at once (not at the next merge):
+-- forgetting must leave no trace of a text there.
+INSERT INTO items_fts(items_fts, rank) VALUES('secure-delete', 1);
 -- Apps allowed to talk to the vault; the token is kept only as its SHA-256.
 CREATE TABLE IF NOT EXISTS apps(
     name TEXT PRIMARY KEY,
@@ -251,6 +254,42 @@ CREATE TABLE IF NOT EXISTS sync_evidence(
     what TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- Forgetting (state, from the log): the versions and sources a forget names, and the
+-- entries whose record keys forgetting destroys (a forget or shred operation names them,
+-- so an entry that arrives without its key is known to be shredded, not withheld).
+CREATE TABLE IF NOT EXISTS forgotten(
+    id TEXT PRIMARY KEY,
+    what TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    digest TEXT
+);
+CREATE TABLE IF NOT EXISTS shred_names(
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY(device_id, seq)
+);
+-- Entries whose record key this device has destroyed (its own record, not state), and
+-- the key objects on each remote still to be rewritten without them.
+CREATE TABLE IF NOT EXISTS shredded(
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY(device_id, seq)
+);
+CREATE TABLE IF NOT EXISTS shred_pending(
+    remote TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY(remote, device_id, seq)
+);
+-- Which segment on a remote holds which entries of a feed (for rewriting key objects).
+CREATE TABLE IF NOT EXISTS sync_segments(
+    remote TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    segment TEXT NOT NULL,
+    PRIMARY KEY(remote, device_id, first)
+);
 -- The chain this device anchors to and checks syncs against (settings of the device;
 -- the keys are here because the whole database is encrypted).
 CREATE TABLE IF NOT EXISTS chain(
@@ -288,6 +327,7 @@ _MIGRATIONS = {
     "3": "",
     "4": "",
     "5": "",
+    "6": "",
 }
 
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import apsw
@@ -29,25 +29,18 @@ from memsync.model import (
     Status,
     Turn,
 )
-from memsync.store import apps, ledger
+from memsync.store import apps, forgetting, ledger
+from memsync.store.items import ITEM_MEMORY as ITEM_MEMORY
+from memsync.store.items import ITEM_TURN as ITEM_TURN
+from memsync.store.items import IndexChange as IndexChange
+from memsync.store.items import item_rowid
 
-ITEM_MEMORY = 0
-ITEM_TURN = 1
 STATUS_CODE = {s: i for i, s in enumerate(Status)}
 KIND_CODE = {k: i for i, k in enumerate(Kind)}
 CATEGORY_CODE = {c: i for i, c in enumerate(Category)}
 NO_CODE = -1
 # Turns the index leaves out: they are instructions to a model, not what a person said.
 UNINDEXED_ROLES = frozenset({"system", "developer"})
-
-
-@dataclass(frozen=True)
-class IndexChange:
-    """What an applied operation did to the search index, for the in-memory vector cache."""
-
-    added: tuple[int, ...] = ()
-    removed: tuple[int, ...] = ()
-    updated: tuple[int, ...] = ()
 
 
 _MEMORY_COLS = (
@@ -123,13 +116,6 @@ def _insert_provenance(conn: apsw.Connection, memory_id: str, prov: Iterable[Pro
     )
 
 
-def _item_rowid(conn: apsw.Connection, item_type: int, ref: int) -> int | None:
-    row = conn.execute(
-        "SELECT rowid FROM items WHERE type=? AND ref=?", (item_type, ref)
-    ).fetchone()
-    return None if row is None else int(row[0])
-
-
 def _memory_rowid(conn: apsw.Connection, memory_id: str) -> int:
     row = conn.execute("SELECT rowid FROM memories WHERE id=?", (memory_id,)).fetchone()
     if row is None:
@@ -146,7 +132,7 @@ def _set_status(
         f"UPDATE memories SET status=?, updated_at=?{', ' + sets if sets else ''} WHERE rowid=?",
         (status.value, at, *extra.values(), rowid),
     )
-    item = _item_rowid(conn, ITEM_MEMORY, rowid)
+    item = item_rowid(conn, ITEM_MEMORY, rowid)
     if item is not None:
         conn.execute(
             "UPDATE items SET status=?, valid_until=coalesce(?, valid_until) WHERE rowid=?",
@@ -167,7 +153,7 @@ def _newest_version(conn: apsw.Connection, memory_id: str) -> Memory:
 
 def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> list[int]:
     """Forget one version: the tombstone keeps only the id and the chain links."""
-    item = _item_rowid(conn, ITEM_MEMORY, rowid)
+    item = item_rowid(conn, ITEM_MEMORY, rowid)
     conn.execute(
         "UPDATE memories SET status=?, text='', updated_at=? WHERE rowid=?",
         (Status.FORGOTTEN.value, at, rowid),
@@ -181,7 +167,14 @@ def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> li
 
 # Operations that change neither memories nor the bio (the profile's inputs).
 _LEDGER_OPS = frozenset(
-    {"disclose", "add_app", "revoke_app", "add_device", "enrol_device", "revoke_device"}
+    {
+        "disclose", "add_app", "revoke_app", "add_device", "enrol_device", "revoke_device",
+        "shred", "shredded",
+    }
+)  # fmt: skip
+# Operations about a record, which count for nothing once a forget took it.
+_RECORD_OPS = frozenset(
+    {"add_memory", "edit_memory", "set_status", "add_provenance", "add_source", "disclose"}
 )
 
 
@@ -190,6 +183,14 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
     kind = op["op"]
     if kind not in _LEDGER_OPS:
         conn.execute("UPDATE counters SET value=value+1 WHERE name='memories'")
+    if kind == "shredded" or (kind in _RECORD_OPS and forgetting.counts_for_nothing(conn, op)):
+        return IndexChange()
+    if kind == "forget_memory" and "versions" in op:
+        return forgetting.apply_forget_memory(conn, op)
+    if kind == "forget_source":
+        return forgetting.apply_forget_source(conn, op)
+    if kind == "shred":
+        return forgetting.apply_shred(conn, op)
     if kind == "add_device":
         conn.execute(
             "INSERT OR IGNORE INTO devices(device_id, wrap_pub, sign_pub, name, added_at) "
@@ -226,7 +227,7 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         if conn.execute("SELECT 1 FROM memories WHERE id=?", (m.id,)).fetchone():
             return IndexChange()  # replays and re-imports are no-ops
         rowid = _insert_memory(conn, m)
-        item = _item_rowid(conn, ITEM_MEMORY, rowid)
+        item = item_rowid(conn, ITEM_MEMORY, rowid)
         return IndexChange(added=() if item is None else (item,))
     if kind == "edit_memory":
         new = codec.memory_from_json(op["memory"])
@@ -246,7 +247,7 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
             return IndexChange()
         old_item = _set_status(conn, head.id, Status.SUPERSEDED, at, superseded_by=new.id)
         rowid = _insert_memory(conn, replace(new, supersedes=head.id))
-        item = _item_rowid(conn, ITEM_MEMORY, rowid)
+        item = item_rowid(conn, ITEM_MEMORY, rowid)
         return IndexChange(
             added=() if item is None else (item,),
             updated=() if old_item is None else (old_item,),
@@ -322,6 +323,8 @@ _STATE_TABLES = (
     "enrolments",
     "revocations",
     "epochs",
+    "forgotten",
+    "shred_names",
 )
 
 
@@ -547,6 +550,8 @@ _DIGEST_QUERIES = (
     "SELECT d.id, x.ord, x.memory_id, x.source_id, x.turn FROM disclosed x "
     "JOIN disclosures d ON d.rowid=x.disclosure ORDER BY d.id, x.ord",
     "SELECT text, updated_at FROM bio",
+    "SELECT id, what, at, digest FROM forgotten ORDER BY id",
+    "SELECT device_id, seq FROM shred_names ORDER BY device_id, seq",
     "SELECT type, text, status, kind, category, ts, valid_until FROM items "
     "ORDER BY type, text, ts, status, kind, category, valid_until",  # every column: no ties
 )

@@ -1,17 +1,14 @@
 """One sync with one remote: push this device's new entries, pull and verify the others'.
 
-Push: the feed's new entries go up as a segment (after its record keys), then a new
-checkpoint replaces the old one; a crash in between leaves an unreferenced segment that
-no reader looks at, and the next push starts again from what is recorded as pushed.
-
-Pull: every checkpoint is read and checked against what this device has verified before
-(`sync_seen`, and the log itself), the segments it points to are fetched back to what is
-here, and every entry is checked — content hash, signature by a device the log trusts,
-sequence and hash chain, the record key that opens it — before anything is written.
-Then all of it is applied in one transaction (`merge.apply_incoming`). A remote that
-rolls back, forks, skips or alters anything (against this device or the chain's witness)
-is refused with `SyncRefused`, the proof stored (`Vault.sync_evidence`), nothing changed.
-What is only not visible yet (a lagging listing, a segment on its way) waits a sync.
+Push: new entries go up as a segment (after its record keys), then a new checkpoint
+replaces the old one; a crash in between leaves a segment no reader looks at. Pull: every
+checkpoint is checked against what this device verified before (`sync_seen`, the log),
+the segments it points to are fetched, and every entry is checked (content hash,
+signature by a device the log trusts, sequence and hash chain, the record key that opens
+it, or a forget that names it) before all of it is applied in one transaction. A remote
+that rolls back, forks, skips or alters anything (against this device or the chain) is
+refused with `SyncRefused`, the proof stored, nothing changed; what is only not visible
+yet waits for the next sync.
 """
 
 from __future__ import annotations
@@ -32,7 +29,8 @@ from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefu
 from memsync.index.vectors import VectorIndex
 from memsync.log import oplog, verify
 from memsync.log.oplog import ZERO_HASH, Entry
-from memsync.sync import epochs, objects, trust
+from memsync.store.forgetting import SHREDDED
+from memsync.sync import epochs, objects, shred, trust
 from memsync.sync.merge import Incoming, apply_incoming, embed_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
@@ -82,6 +80,7 @@ class Syncer:
         self.down = 0
         self.repaired: list[str] = []
         self.published: Checkpoint | None = None  # this device's checkpoint, as it now is
+        self.segments: list[tuple[str, int, int, str]] = []  # (feed, first, last, name) read
 
     def _learn_epochs(self, identity: X25519PrivateKey | None) -> None:
         self.provisional = epochs.learn(self.core, self.remote, self.base, identity)
@@ -134,8 +133,6 @@ class Syncer:
         self.up += len(data)
         self.remote.replace(name, data, None if current is None else current.tag)
 
-    # The root.
-
     def ensure_root(self) -> None:
         """Put the vault's root on the remote, or bring it up to date with the devices
         the log knows; refuse a remote that holds another vault."""
@@ -143,9 +140,7 @@ class Syncer:
         name = objects.root_name(core.recovery_sign_pub())
         current = self.remote.get(name)
         if current is None and objects.other_roots(self.remote.list("r/"), name):
-            raise RemoteError(
-                f"remote {self.name} holds another vault; use an empty folder or prefix"
-            )
+            raise RemoteError(f"remote {self.name} holds another vault; use an empty folder")
         recipients = core.root_recipients()
         wanted = sorted(wrap.fingerprint(r) for r in recipients)
         if current is not None:
@@ -438,6 +433,7 @@ class Syncer:
                 self.locked_out = True
                 return None
             segment = Segment.open(name, got[0], self.all_keys)
+            self.segments.append((device, segment.entries[0].seq, segment.entries[-1].seq, name))
             keys = objects.open_keys(keys_blob[0], name, self.all_keys)
             for e in segment.entries:
                 if e.device_id != device:
@@ -471,6 +467,7 @@ class Syncer:
         core = self.core
         vid = core.header.vault_id
         decrypted: dict[tuple[str, int], dict[str, object]] = {}
+        unkeyed: list[tuple[str, int]] = []
         cutoffs = {
             str(d): int(s) for d, s in core.conn.execute("SELECT device_id, seq FROM revocations")
         }
@@ -501,11 +498,7 @@ class Syncer:
                 try:
                     decrypted[(device, e.seq)] = core.log.decrypt(e, core.log_key, key)
                 except CryptoError:
-                    self._refuse(
-                        "altered",
-                        f"entry {e.seq} of feed {device} on {self.name} does not decrypt",
-                        {"device": device, "seq": e.seq},
-                    )
+                    unkeyed.append((device, e.seq))  # shredded if a forget names it
             cp = checkpoints[device][0]
             if device not in cutoffs and (seq, prev.hex()) != cp.heads[device]:
                 self._refuse(
@@ -513,6 +506,13 @@ class Syncer:
                     f"feed {device} on {self.name} does not end where its checkpoint says",
                     {"device": device},
                 )
+        for device, seq in shred.unnamed(core, unkeyed, decrypted):
+            self._refuse(
+                "altered",
+                f"entry {seq} of feed {device} on {self.name} does not decrypt",
+                {"device": device, "seq": seq},
+            )
+        decrypted.update(dict.fromkeys(unkeyed, SHREDDED))
         sign_keys = trust.trusted_keys(self.core, fetched, decrypted)
         vouched = [op for (writer, _), op in sorted(decrypted.items()) if writer in sign_keys]
         cutoffs = verify.revocation_cutoffs(vouched, cutoffs)

@@ -23,6 +23,7 @@ from memsync.index.vectors import embed_items, embed_texts, texts_to_embed
 from memsync.log.oplog import Entry
 from memsync.log.verify import admitted
 from memsync.store import state
+from memsync.store.forgetting import SHREDDED
 
 __all__ = ["Incoming", "apply_incoming", "embed_incoming"]
 
@@ -55,6 +56,8 @@ def apply_incoming(
     ordered = sorted(incoming, key=lambda i: _order(i.entry))
     for item in ordered:
         core.log.store(item.entry, item.record_key)
+    # Entries that came without a key because a forget named them: known as shredded.
+    core.log.shred([(i.entry.device_id, i.entry.seq) for i in ordered if i.op == SHREDDED])
     if ordered:
         core.log.clock.observe(max(i.entry.hlc for i in ordered))
     revokes = any(i.op.get("op") == "revoke_device" for i in ordered)
@@ -83,7 +86,8 @@ def _rebuild(core: Core, conn: apsw.Connection, known: Mapping[str, Vector]) -> 
     }
     kept.update(known)
     state.reset(conn)
-    entries = core.log.entries()
+    shredded = core.log.shredded()
+    entries = [e for e in core.log.entries() if (e.device_id, e.seq) not in shredded]
     ops = [core.log.decrypt(e, core.log_key) for e in entries]
     for op in admitted(entries, ops):
         state.apply(conn, op)

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from memsync import codec
+from memsync import codec, forget
 from memsync.core import Core, db_key, epoch_ad
 from memsync.crypto import phrase, wrap
 from memsync.crypto.device import (
@@ -53,7 +53,7 @@ from memsync.store.files import (
     remove_home_files,
     write_atomic,
 )
-from memsync.sync import objects, pairing
+from memsync.sync import objects, pairing, shred
 from memsync.sync.anchor import Chain
 from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
@@ -284,7 +284,19 @@ def _sync_one(
 ) -> SyncReport:
     for attempt in range(_RETRIES):
         try:
-            return Syncer(core, remote, name, progress, witness=chain.witness()).run()
+            syncer = Syncer(core, remote, name, progress, witness=chain.witness())
+            report = syncer.run()
+            shred.record_segments(core, name, syncer.segments)
+            own = core.device.device_id
+            head = core.log.heads().get(own, (0, b""))[0]
+            shredded = forget.settle(core)
+            if shredded and core.log.heads()[own][0] > head:
+                # It named more shredded entries: that goes up before any key object
+                # loses their keys, so that readers know why they are missing.
+                Syncer(core, remote, name, progress, witness=chain.witness()).push()
+            if shred.rewrite_keys(core, remote, name, syncer.keys, syncer.all_keys) or shredded:
+                forget.compact(core)
+            return report
         except Conflict:
             # Another process of this device (or the other side) moved while this one
             # synced: what was done stays done, and the next round starts from it.

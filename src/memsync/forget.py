@@ -1,0 +1,235 @@
+"""Forgetting as crypto-shredding: a forgotten memory or source can be read by nobody,
+from any copy of anything, ever again.
+
+Every log entry is sealed under its own record key, which lives only where it can be
+deleted: this database and the overwritable key objects on remotes. Forgetting writes a
+signed forget operation that names the versions (or the source), the disclosures to
+redact and every entry whose content is about them; then it destroys those entries'
+keys here (the database zeroes what it frees; the write-ahead log is truncated), and
+every other device destroys them when the forget reaches it (`settle`), and rewrites
+the key objects on its remotes (`memsync.sync.shred`). What was derived goes with the
+state: the index rows (FTS5 with secure-delete), vectors, the stored profile.
+Ciphertext that storage keeps forever stays, unreadable: its keys exist nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apsw
+
+from memsync import codec
+from memsync.core import Core
+from memsync.errors import CryptoError, NotFound, UsageError
+from memsync.model import Status
+from memsync.store import db, records, state
+from memsync.store.forgetting import FORGET_OPS, concerns, counts_for_nothing
+
+__all__ = ["forget_memories", "forget_source", "settle"]
+
+Entries = list[tuple[str, int]]
+
+
+def _keyed(conn: apsw.Connection, after: int = 0) -> list[tuple[Any, ...]]:
+    """Entries that still have their record key (inserted after log row `after`)."""
+    return conn.execute(  # type: ignore[no-any-return]
+        "SELECT o.rowid, o.device_id, o.seq FROM oplog o JOIN entry_keys k "
+        "ON k.device_id=o.device_id AND k.seq=o.seq WHERE o.rowid>? ORDER BY o.rowid",
+        (after,),
+    ).fetchall()
+
+
+def _about(core: Core, conn: apsw.Connection, memories: set[str], sources: set[str]) -> Entries:
+    """Every entry with a key whose content is about one of these records."""
+    found: Entries = []
+    for _, device, seq in _keyed(conn):
+        entry = core.log.entry(str(device), int(seq))
+        if entry is None:
+            continue
+        try:
+            op = core.log.decrypt(entry, core.log_key)
+        except CryptoError:
+            continue
+        m, s = concerns(op)
+        if m & memories or s & sources:
+            found.append((str(device), int(seq)))
+    return found
+
+
+def _redactions(
+    conn: apsw.Connection, memories: set[str], sources: set[str]
+) -> list[dict[str, Any]]:
+    """Each disclosure of a forgotten record as it stays: who was shown what else, and
+    when, without its query (which may quote what is forgotten)."""
+    out = []
+    for rowid, did, app, at, action in conn.execute(
+        "SELECT rowid, id, app, at, action FROM disclosures ORDER BY rowid"
+    ).fetchall():
+        items = [
+            {k: v for k, v in (("memory", m), ("source", s), ("turn", t)) if v is not None}
+            for m, s, t in conn.execute(
+                "SELECT memory_id, source_id, turn FROM disclosed WHERE disclosure=? ORDER BY ord",
+                (int(rowid),),
+            )
+        ]
+        hit = [i for i in items if i.get("memory") in memories or i.get("source") in sources]
+        if hit:
+            kept = [i for i in items if i not in hit]
+            out.append({"id": did, "app": app, "at": at, "action": action, "items": kept})
+    return out
+
+
+def _versions(conn: apsw.Connection, memory_id: str) -> list[str]:
+    return [m.id for m in records.chain(conn, state.get_memory(conn, memory_id))]
+
+
+def forget_memories(core: Core, memory_ids: Sequence[str]) -> int:
+    """Forget each memory (full ids) and every version in its history; returns how many
+    entries' keys were destroyed. See `Vault.forget`."""
+    with core.db.write() as conn:
+        ops: list[dict[str, Any]] = []
+        shredded: Entries = []
+        at = codec.to_ms(core.clock())
+        taken: set[str] = set()
+        for memory_id in memory_ids:
+            current = state.get_memory(conn, memory_id)
+            if (
+                current.status is Status.FORGOTTEN
+                and conn.execute("SELECT 1 FROM forgotten WHERE id=?", (current.id,)).fetchone()
+            ):
+                raise UsageError(f"memory {current.id} is already forgotten")
+            versions = [v for v in _versions(conn, memory_id) if v not in taken]
+            taken |= set(versions)
+            entries = _about(core, conn, set(versions), set())
+            shredded += entries
+            ops.append(
+                {
+                    "op": "forget_memory", "id": versions[0], "versions": versions, "at": at,
+                    "redact": _redactions(conn, set(versions), set()),
+                    "shred": [list(e) for e in entries],
+                }
+            )  # fmt: skip
+        _commit(core, conn, ops, shredded)
+    compact(core)
+    return len(shredded)
+
+
+def forget_source(core: Core, source_id: str) -> tuple[int, int]:
+    """Forget a conversation or document and every memory drawn only from it; returns
+    (memories forgotten, entries shredded)."""
+    with core.db.write() as conn:
+        row = conn.execute("SELECT digest FROM sources WHERE id=?", (source_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no source with id {source_id}")
+        only = [
+            str(m)
+            for (m,) in conn.execute(
+                "SELECT DISTINCT p.memory_id FROM provenance p JOIN memories m ON m.id=p.memory_id "
+                "WHERE p.source_id=? AND m.status!=? AND NOT EXISTS (SELECT 1 FROM provenance q "
+                "WHERE q.memory_id=p.memory_id AND (q.source_id IS NULL OR q.source_id!=?))",
+                (source_id, Status.FORGOTTEN.value, source_id),
+            )
+        ]
+        at = codec.to_ms(core.clock())
+        ops: list[dict[str, Any]] = []
+        shredded: Entries = []
+        taken: set[str] = set()
+        for memory_id in only:
+            versions = [v for v in _versions(conn, memory_id) if v not in taken]
+            if not versions:
+                continue
+            taken |= set(versions)
+            entries = _about(core, conn, set(versions), set())
+            shredded += entries
+            ops.append(
+                {
+                    "op": "forget_memory", "id": versions[0], "versions": versions, "at": at,
+                    "redact": _redactions(conn, set(versions), set()),
+                    "shred": [list(e) for e in entries],
+                }
+            )  # fmt: skip
+        entries = [e for e in _about(core, conn, set(), {source_id}) if e not in shredded]
+        shredded += entries
+        ops.append(
+            {
+                "op": "forget_source", "id": source_id, "digest": str(row[0]), "at": at,
+                "redact": _redactions(conn, set(), {source_id}),
+                "shred": [list(e) for e in entries],
+            }
+        )  # fmt: skip
+        _commit(core, conn, ops, shredded)
+    compact(core)
+    return len(ops) - 1, len(shredded)
+
+
+def _commit(core: Core, conn: apsw.Connection, ops: list[dict[str, Any]], entries: Entries) -> None:
+    core.commit(ops)
+    _shred(core, conn, entries)
+
+
+def _shred(core: Core, conn: apsw.Connection, entries: Entries) -> None:
+    """Destroy the keys of `entries` here, and note each remote's key objects to rewrite."""
+    if not entries:
+        return
+    core.log.shred(entries)
+    remotes = [str(r[0]) for r in conn.execute("SELECT name FROM remotes")]
+    conn.executemany(
+        "INSERT OR IGNORE INTO shred_pending(remote, device_id, seq) VALUES(?,?,?)",
+        [(r, d, s) for r in remotes for d, s in entries],
+    )
+    # The stored profile may quote what was forgotten: it is rebuilt when next asked for.
+    conn.execute("DELETE FROM meta WHERE key='profile'")
+
+
+def settle(core: Core) -> int:
+    """Destroy, here, the keys of entries a forget took: those a forget or shred names,
+    and those about a forgotten record that arrived after it (an edit made elsewhere
+    before that device heard). The second kind is named in a `shred` operation of this
+    device's own, so that readers accept them without keys. Returns how many."""
+    with core.db.write() as conn:
+        mark = int(db.read_meta(conn, "shred_scan") or 0)
+        fresh = _opened(core, _keyed(conn, mark))
+        if mark and any(op.get("op") in FORGET_OPS for _, _, op in fresh):
+            # A forget arrived: it may take entries that were here before it.
+            fresh = _opened(core, _keyed(conn, 0))
+        if not fresh:
+            return 0
+        names = {
+            (str(d), int(s)) for d, s in conn.execute("SELECT device_id, seq FROM shred_names")
+        }
+        found: Entries = [
+            key
+            for _, key, op in fresh
+            if key in names or (op.get("op") not in FORGET_OPS and counts_for_nothing(conn, op))
+        ]
+        unnamed = [e for e in found if e not in names]
+        if unnamed:
+            at = codec.to_ms(core.clock())
+            core.commit([{"op": "shred", "shred": [list(e) for e in unnamed], "at": at}])
+        _shred(core, conn, found)
+        db.write_meta(conn, "shred_scan", str(max(r for r, _, _ in fresh)))
+    if found:
+        compact(core)
+    return len(found)
+
+
+def _opened(
+    core: Core, rows: Iterable[tuple[Any, ...]]
+) -> list[tuple[int, tuple[str, int], dict[str, Any]]]:
+    out = []
+    for rowid, device, seq in rows:
+        entry = core.log.entry(str(device), int(seq))
+        if entry is None:
+            continue
+        with contextlib.suppress(CryptoError):
+            out.append((int(rowid), (str(device), int(seq)), core.log.decrypt(entry, core.log_key)))
+    return out
+
+
+def compact(core: Core) -> None:
+    """Push what forgetting freed out of the write-ahead log: old page images there
+    could otherwise still hold a destroyed key until the next checkpoint."""
+    with contextlib.suppress(apsw.Error):
+        core.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
