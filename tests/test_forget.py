@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -215,3 +216,44 @@ def test_forgetting_a_source_takes_its_turns_and_what_was_drawn_only_from_it(
     )
     assert not again.added
     a.close()
+
+
+def test_the_forget_command_by_query_app_and_age(fast_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from conftest import FixedClock
+    from memsync.cli import cli
+    from memsync.model import Kind
+
+    made = create_vault(fast_dir / "h")
+    v = made.vault
+    old_trip = v.add(
+        "Flew to Oslo for the conference",
+        kind=Kind.EPISODIC,
+        valid_until=v.clock() - timedelta(days=400),
+    )
+    recent = v.add("Flying to Rome next week", kind=Kind.EPISODIC)
+    v.add_app("notes")
+    v.as_app("notes").add("Likes the colour green")
+    v.add("Likes the colour blue")
+    v.close()
+    env = {"MEMSYNC_HOME": str(fast_dir / "h"), "MEMSYNC_PASSPHRASE": "a strong pass phrase 42"}
+    run = CliRunner().invoke
+    shown = run(cli, ["forget", "--query", "colour", "--dry-run", "--json"], env=env)
+    assert shown.exit_code == 0 and len(json.loads(shown.output)["memories"]) == 2
+    refused = run(cli, ["forget", "--query", "colour"], env=env)
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    done = run(cli, ["forget", "--app", "notes", "--yes"], env=env)
+    assert done.exit_code == 0 and "forgotten 1 memories" in done.output
+    aged = run(cli, ["forget", "--older-than", "365", "--yes"], env=env)
+    assert aged.exit_code == 0 and "forgotten 1 memories" in aged.output
+    v = Vault.open(fast_dir / "h", "a strong pass phrase 42")
+    assert {m.text for m in v.list(limit=None).items} == {recent.text, "Likes the colour blue"}
+    assert v.get(old_trip.id).status.value == "forgotten"
+    # The retention policy does the same by itself, at each sync.
+    v.configure("retention.episodic", "5d")
+    v.clock = FixedClock(v.clock() + timedelta(days=30))
+    assert v.forgetting.apply_retention() == 1
+    assert {m.text for m in v.list(limit=None).items} == {"Likes the colour blue"}
+    assert v.check().ok
+    v.close()

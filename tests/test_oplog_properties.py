@@ -148,7 +148,7 @@ def test_any_sequence_of_operations_rebuilds_to_the_live_state(ops: list[tuple[A
 
 
 def decrypted_ops(vault: Vault) -> list[dict[str, Any]]:
-    return [vault.log.decrypt(e, vault._log_key) for e in vault.log.entries()]
+    return [vault.log.decrypt(e, vault.core.log_key) for e in vault.log.entries()]
 
 
 def replay(ops: list[dict[str, Any]]) -> str:
@@ -445,7 +445,7 @@ def test_a_forged_operation_is_reported_not_crashed_on(
         ad = oplog.entry_ad(v.header.vault_id, target.device_id, target.seq, target.epoch)
         # Sealed under the key the entry opens with, so the forgery decrypts and only
         # what it says can give it away.
-        key = v.log.record_key(target.device_id, target.seq) or v._log_key
+        key = v.log.record_key(target.device_id, target.seq) or v.core.log_key
         ciphertext = aead.seal(key, aead.pad(oplog.encode_op(forged)), ad)
         with v.conn:
             v.conn.execute(

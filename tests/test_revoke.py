@@ -57,7 +57,7 @@ def test_a_revoked_device_reads_nothing_new_and_its_writes_are_ignored(fast_dir:
         for seg in opened:
             for e in seg.entries:
                 try:
-                    op = b.log.decrypt(e, b._log_key)
+                    op = b.log.decrypt(e, b.core.log_key)
                 except Exception:
                     continue
                 assert secret not in str(op)

@@ -64,6 +64,7 @@ class Settings:
     proxy_timeout: float = 120.0
     proxy_capture: bool = False
     sync_interval: float = 300.0
+    retention_episodic: int | None = None  # days after an episodic memory ends
 
     @property
     def llm_configured(self) -> bool:
@@ -96,6 +97,12 @@ SETTINGS: tuple[_Key, ...] = (
         "sync_interval",
         "seconds between `memsync serve`'s syncs with every remote (and soon after each "
         "write); 0 turns background sync off",
+    ),
+    _Key(
+        "retention.episodic",
+        "retention_episodic",
+        "forget episodic memories this long after they ended, e.g. 365d (on every device, "
+        "at each sync and in `memsync serve`); unset keeps them",
     ),
 )
 _BY_NAME = {k.name: k for k in SETTINGS}
@@ -143,6 +150,11 @@ def parse_value(settings: Settings, name: str, value: str | None) -> Settings:
             parsed = -1.0
         if not (parsed == 0 or 5 <= parsed <= 86400):
             raise UsageError("sync.interval must be 0 (off) or 5 to 86400 seconds")
+    elif key.field == "retention_episodic":
+        days = value.lower().removesuffix("d")
+        parsed = int(days) if days.isdigit() else -1
+        if not 1 <= parsed <= 36500:
+            raise UsageError("retention.episodic is a number of days, e.g. 365d")
     elif key.field == "proxy_budget":
         parsed = int(value) if value.isdigit() else -1
         if not MIN_BUDGET <= parsed <= MAX_PROXY_BUDGET:

@@ -20,14 +20,22 @@ from typing import Any
 
 import apsw
 
-from memsync import codec
+from memsync import codec, config
 from memsync.core import Core
 from memsync.errors import CryptoError, NotFound, UsageError
 from memsync.model import Status
 from memsync.store import db, records, state
 from memsync.store.forgetting import FORGET_OPS, concerns, counts_for_nothing
 
-__all__ = ["forget_memories", "forget_source", "settle"]
+__all__ = [
+    "Forgetting",
+    "apply_retention",
+    "expired",
+    "forget_memories",
+    "forget_source",
+    "settle",
+    "written_by",
+]
 
 Entries = list[tuple[str, int]]
 
@@ -233,3 +241,65 @@ def compact(core: Core) -> None:
     could otherwise still hold a destroyed key until the next checkpoint."""
     with contextlib.suppress(apsw.Error):
         core.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def written_by(core: Core, app: str) -> tuple[list[str], list[str]]:
+    """(memories, sources) that app `app` wrote: what it added or edited (the newest
+    version of each), and what it ingested."""
+    conn = core.conn
+    rows = conn.execute(
+        "SELECT DISTINCT x.memory_id FROM disclosed x JOIN disclosures d ON d.rowid=x.disclosure "
+        "WHERE d.app=? AND d.action IN ('add', 'edit') AND x.memory_id IS NOT NULL",
+        (app,),
+    ).fetchall()
+    memories: dict[str, None] = {}
+    for (memory_id,) in rows:
+        with contextlib.suppress(NotFound):
+            chain = records.chain(conn, state.get_memory(conn, str(memory_id)))
+            if chain[-1].status is not Status.FORGOTTEN:
+                memories[chain[-1].id] = None
+    sources = [
+        str(s) for (s,) in conn.execute("SELECT id FROM sources WHERE origin=? ORDER BY id", (app,))
+    ]
+    return list(memories), sources
+
+
+def expired(core: Core, days: int) -> list[str]:
+    """Episodic memories (current versions) that ended more than `days` days ago; one
+    with no end counts from when it was observed."""
+    cutoff = codec.to_ms(core.clock()) - days * 86_400_000
+    return [
+        str(m)
+        for (m,) in core.conn.execute(
+            "SELECT id FROM memories WHERE kind='episodic' AND status IN ('active', 'invalidated') "
+            "AND coalesce(valid_until, valid_from, observed_at) < ? ORDER BY id",
+            (cutoff,),
+        )
+    ]
+
+
+def apply_retention(core: Core) -> int:
+    """Forget what `retention.episodic` says is past keeping; how many memories."""
+    days = config.load(core.conn).retention_episodic
+    if not days:
+        return 0
+    due = expired(core, days)
+    if due:
+        forget_memories(core, due)
+    return len(due)
+
+
+class Forgetting:
+    """What to forget, found (`Vault.forgetting`): by app, by age, by the retention policy."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def written_by(self, app: str) -> tuple[list[str], list[str]]:
+        return written_by(self.core, app)
+
+    def expired(self, days: int) -> list[str]:
+        return expired(self.core, days)
+
+    def apply_retention(self) -> int:
+        return apply_retention(self.core)

@@ -29,6 +29,7 @@ from memsync.crypto.device import DeviceKeys, KdfParams, check_passphrase_streng
 from memsync.disclose import access
 from memsync.disclose.access import AppSession
 from memsync.extract.base import Extractor
+from memsync.forget import Forgetting
 from memsync.ids import new_id
 from memsync.index.embed import Embedder
 from memsync.index.vectors import VectorIndex
@@ -126,10 +127,6 @@ class Vault:
     @clock.setter
     def clock(self, value: Callable[[], datetime]) -> None:
         self.core.clock = value
-
-    @property
-    def _log_key(self) -> bytes:
-        return self.core.log_key
 
     @property
     def lock(self) -> threading.RLock:
@@ -301,14 +298,18 @@ class Vault:
             tags=tags, valid_until=valid_until,
         )  # fmt: skip
 
-    def forget(self, memory_id: str) -> None:
-        """Forget a memory and every version in its history, for good: the keys of what
-        the log holds of it are destroyed everywhere (`memsync.forget`). `memsync rm ID`."""
-        forget.forget_memories(self.core, [self.resolve(memory_id)])
+    def forget(self, *memory_ids: str) -> None:
+        """Forget memories and every version in their history, for good: the keys of what
+        the log holds of them are destroyed everywhere (`memsync.forget`). `memsync rm ID`."""
+        forget.forget_memories(self.core, [self.resolve(m) for m in memory_ids])
+
+    @property
+    def forgetting(self) -> Forgetting:
+        """What to forget: `written_by(app)`, `expired(days)`, `apply_retention()`."""
+        return Forgetting(self.core)
 
     def forget_source(self, source_id: str) -> tuple[int, int]:
-        """Forget a conversation or document, and every memory drawn only from it:
-        (memories forgotten, log entries shredded). `memsync forget --source ID`."""
+        """Forget a source and each memory drawn only from it: (memories, entries shredded)."""
         return forget.forget_source(self.core, source_id)
 
     def list(

@@ -7,6 +7,7 @@ retried at the next interval and shown in `/v1/health`; it never stops the serve
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ __all__ = ["BackgroundSync", "SyncState"]
 # After a write, wait this long for more before syncing: a burst becomes one sync.
 SETTLE_SECONDS = 2.0
 _POLL_SECONDS = 1.0
+# How often the retention policy is applied while the server runs.
+RETENTION_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,12 @@ class BackgroundSync:
         synced_head = -1
         last_attempt = 0.0
         changed_at: float | None = None
+        retained_at = 0.0
         while not self._stop.wait(_POLL_SECONDS):
+            if time.monotonic() - retained_at >= RETENTION_SECONDS:
+                retained_at = time.monotonic()
+                with contextlib.suppress(MemsyncError):
+                    self.vault.forgetting.apply_retention()  # `retention.episodic`
             try:
                 remotes = len(self.vault.remotes.list())
                 head = self._own_head()

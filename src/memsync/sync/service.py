@@ -268,6 +268,7 @@ def sync(
     targets = [remotes.get(name)] if name else remotes.list()
     if not targets:
         raise UsageError("no remote to sync with: add one with `memsync remote add NAME URL`")
+    forget.apply_retention(core)  # what `retention.episodic` says is past keeping goes first
     chain = Chain(core)
     reports = []
     for info in targets:
