@@ -257,3 +257,38 @@ def test_the_forget_command_by_query_app_and_age(fast_dir: Path) -> None:
     assert {m.text for m in v.list(limit=None).items} == {"Likes the colour blue"}
     assert v.check().ok
     v.close()
+
+
+def test_an_edit_made_elsewhere_before_the_forget_is_shredded_too(fast_dir: Path) -> None:
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    m = a.add(f"{MARK} first words")
+    url = str(fast_dir / "remote")
+    a.remotes.add("usb", url)
+    a.sync()
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, url)
+    c = restore_vault(fast_dir / "c", made.recovery_phrase, url)
+    b.edit(m.id, text=f"{MARK} edited on b, offline")  # b has not synced since
+    a.forget(m.id)
+    a.sync()
+    c.sync()
+    b.sync()  # b pushes its edit, then learns of the forget: it shreds its own entry
+    own = [b.log.decrypt(e, b.core.log_key) for e in b.log.feed(b.device.device_id)
+           if (e.device_id, e.seq) not in b.log.shredded()]  # fmt: skip
+    assert [op["op"] for op in own][-1] == "shred"  # and names it, for every reader
+    for v in (a, c, b, a, c):
+        v.sync()
+    assert len({v.check().state_digest for v in (a, b, c)}) == 1
+    folder = Path(url)
+    segments = _immutable(folder)
+    for v in (a, b, c):
+        assert v.check().ok
+        assert not any(MARK in x.text for x in v.list(limit=None).items)
+        texts = _plaintexts(v, segments, _all_record_keys(v, folder, segments), _epoch_keys(v))
+        assert texts and not any(MARK in t for t in texts)
+        assert MARK.encode() not in _plain_database(v, fast_dir / f"plain-{id(v)}.db")
+    # A device restored afterwards accepts b's keyless entry: a shred operation names it.
+    d = restore_vault(fast_dir / "d", made.recovery_phrase, url)
+    assert d.check().ok and not d.list(limit=None).items
+    for v in (a, b, c, d):
+        v.close()

@@ -13,6 +13,7 @@ random sync orders; in the end every device has the same state digest.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -25,9 +26,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from conftest import PASSPHRASE, create_vault
 from memsync.crypto.device import FAST_KDF
-from memsync.errors import RemoteError, SyncRefused
+from memsync.errors import CryptoError, RemoteError, SyncRefused
 from memsync.index.embed import HashEmbedder
-from memsync.sync import service
+from memsync.log.oplog import open_entry
+from memsync.store.forgetting import concerns
+from memsync.sync import objects, service
+from memsync.sync.objects import SyncKeys
 from memsync.sync.remote import Blob, MemoryRemote, Remote, tag_of
 from memsync.vault import Vault
 
@@ -259,6 +263,30 @@ class ThreeDevices(RuleBasedStateMachine):
         for v in self.vaults:
             assert v.check().ok
 
+    def _forgotten_is_unreadable(self) -> None:
+        """No key anywhere (a device's database, a key object on the remote) opens an
+        entry about a forgotten memory; every device shows the same memories."""
+        a = self.vaults[0]
+        gone = {str(r[0]) for r in a.core.conn.execute("SELECT id FROM forgotten")}
+        keys = {bytes(r[0]) for v in self.vaults for r in v.core.conn.execute(
+            "SELECT key FROM entry_keys")}  # fmt: skip
+        sync_keys = SyncKeys.derive(a.core.vault_key, 0, a.core.vault_key)
+        for name in list(self.remote.objects):
+            if name.startswith("s/"):
+                with contextlib.suppress(SyncRefused):
+                    segment_keys = objects.open_keys(
+                        self.remote.objects.get(sync_keys.keys_name(name), b""), name, [sync_keys]
+                    )
+                    keys |= set(segment_keys.values())
+        for v in self.vaults:
+            for e in v.log.entries():
+                for key in keys:
+                    with contextlib.suppress(CryptoError):
+                        memories, _ = concerns(open_entry(v.header.vault_id, e, key))
+                        assert not memories & gone, f"entry {e.device_id}/{e.seq} still opens"
+        texts = {frozenset(m.text for m in v.list(limit=None).items) for v in self.vaults}
+        assert len(texts) == 1
+
     def teardown(self) -> None:
         if not self.vaults:
             return
@@ -268,6 +296,7 @@ class ThreeDevices(RuleBasedStateMachine):
                     service.sync(v.core, "origin", remote=self.remote)
             digests = {v.check().state_digest for v in self.vaults}
             assert len(digests) == 1, "devices did not converge"
+            self._forgotten_is_unreadable()
         finally:
             for v in self.vaults:
                 v.close()
