@@ -576,3 +576,29 @@ def test_automatic_anchors_can_be_spaced_out(
     a.add("two")
     assert a.sync()[0].chain == ()
     assert a.chain.anchor() is not None  # by hand, whenever
+
+
+def test_a_restore_from_an_old_copy_is_refused_by_the_chain(
+    fast_dir: Path, anchored: tuple[NewVault, str], node: DevNode, registry: Registry
+) -> None:
+    from conftest import PASSPHRASE
+    from memsync.crypto.device import FAST_KDF
+    from memsync.index.embed import HashEmbedder
+    from memsync.sync.anchor import ChainTarget
+
+    made, url = anchored
+    a = made.vault
+    snapshot = fast_dir / "snapshot"
+    shutil.copytree(url, snapshot)
+    a.add("written after the snapshot")
+    a.sync()  # anchored as checkpoint 2
+    target = ChainTarget(node.url, registry.address)
+    home = fast_dir / "new-machine"
+    kw: dict[str, Any] = {"kdf": FAST_KDF, "embedder": HashEmbedder(), "chain": target}
+    with pytest.raises(SyncRefused, match="chain records at checkpoint 2"):
+        Vault.recover(home, made.recovery_phrase, PASSPHRASE, from_url=str(snapshot), **kw)
+    assert not home.exists() or not any(home.iterdir())  # nothing was left behind
+    restored = Vault.recover(home, made.recovery_phrase, PASSPHRASE, from_url=url, **kw)
+    assert "written after the snapshot" in {m.text for m in restored.list(limit=None).items}
+    assert restored.check().ok and restored.chain.settings() is not None
+    restored.close()

@@ -62,7 +62,7 @@ from memsync.store.explain import Explanation, explain
 from memsync.store.files import Header, VaultPaths, write_atomic
 from memsync.store.ledger import Disclosure
 from memsync.sync import service as sync_service
-from memsync.sync.anchor import Chain
+from memsync.sync.anchor import Chain, ChainTarget
 from memsync.sync.engine import Progress as SyncProgress
 from memsync.sync.engine import SyncReport
 
@@ -130,8 +130,7 @@ class Vault:
 
     @property
     def lock(self) -> threading.RLock:
-        """Held by every write of this process (and re-entrant): holding it keeps this
-        process's other threads from writing meanwhile. Reads never need it."""
+        """Held by every write of this process (re-entrant); reads never need it."""
         return self.core.db.lock
 
     # Opening and closing.
@@ -178,14 +177,15 @@ class Vault:
         kdf: KdfParams = KdfParams(),
         embedder: Embedder | None = None,
         from_url: str | None = None,
+        chain: ChainTarget | None = None,
     ) -> Vault:
         """Open the vault with its recovery phrase and enrol this device anew: a fresh
         key sealed with `new_passphrase`, endorsed in the log by the recovery key.
-        `from_url` restores the vault from a remote alone."""
+        `from_url` restores the vault from a remote alone (checked against `chain`)."""
         args = (home, recovery_phrase, new_passphrase)
-        if from_url is not None:
-            return cls(sync_service.restore(from_url, *args, kdf=kdf, embedder=embedder))
-        return cls(lifecycle.recover(*args, kdf=kdf, embedder=embedder))
+        if from_url is None:
+            return cls(lifecycle.recover(*args, kdf=kdf, embedder=embedder))
+        return cls(sync_service.restore(from_url, *args, kdf=kdf, embedder=embedder, chain=chain))
 
     @classmethod
     def join(cls, url: str, home: Home, passphrase: str, show_code: ShowCode, **kw: Any) -> Vault:

@@ -27,8 +27,10 @@ from memsync.cli.unlock import (
     warn_if_test_kdf,
 )
 from memsync.crypto.phrase import normalize_phrase
+from memsync.errors import UsageError
 from memsync.index.e5 import E5Embedder
 from memsync.index.embedders import CHOICES, embedder_for
+from memsync.sync.anchor import ChainTarget
 from memsync.vault import Vault
 
 WARNING = (
@@ -145,15 +147,23 @@ def lock() -> None:
     metavar="URL",
     help="Restore the vault from this remote alone (onto a machine that has none).",
 )
-def recover(from_url: str | None) -> None:
+@click.option("--rpc", metavar="URL", help="With --from: check it against this chain's RPC.")
+@click.option("--contract", metavar="ADDR", help="With --rpc: the vault registry's address.")
+def recover(from_url: str | None, rpc: str | None, contract: str | None) -> None:
     """Open the vault with its recovery phrase and set a new passphrase.
 
     With --from, the vault is restored from a remote (a folder or s3://…) into an empty
     home, and this machine becomes a new device of it. For scripts:
     $MEMSYNC_RECOVERY_PHRASE and $MEMSYNC_NEW_PASSPHRASE.
 
+    With --rpc and --contract, what the remote serves is first checked against the
+    vault's latest on-chain checkpoint: a remote that serves an old copy is refused.
+
     Example: memsync recover --from s3://my-bucket/memsync
     """
+    if (rpc or contract) and not (from_url and rpc and contract):
+        raise UsageError("--rpc and --contract go together, with --from")
+    chain = ChainTarget(rpc, contract) if rpc and contract else None
     paths = vault_paths()
     if from_url is not None:
         paths.require_absent()
@@ -167,7 +177,9 @@ def recover(from_url: str | None) -> None:
     )
     normalize_phrase(words)  # a typo is reported before the new passphrase is asked for
     new = ask_new_passphrase(NEW_PASSPHRASE_ENV)
-    with Vault.recover(paths.home, words, new, kdf=kdf_params(), from_url=from_url) as vault:
+    with Vault.recover(
+        paths.home, words, new, kdf=kdf_params(), from_url=from_url, chain=chain
+    ) as vault:
         warn_if_test_kdf()
         # The old device key is replaced, so its remembered copy is useless: drop it. The
         # recovery has already succeeded, so a keyring failure here must not fail it.

@@ -32,7 +32,7 @@ from memsync.sync.witness import (
     seal_anchor,
 )
 
-__all__ = ["Anchored", "Chain", "ChainSettings", "ChainStatus", "commitment"]
+__all__ = ["Anchored", "Chain", "ChainSettings", "ChainStatus", "ChainTarget", "commitment"]
 
 
 def commitment(core: Core) -> bytes:
@@ -58,6 +58,15 @@ class ChainSettings:
     owner: str | None  # the vault's owner address, if this device holds its key
     anchor_every: int | None  # seconds between anchors after syncs (0: each); None: never
     from_block: int = 0  # where the registry's history starts
+
+
+@dataclass(frozen=True)
+class ChainTarget:
+    """A chain to check a restore against (`memsync recover --from URL --rpc … --contract …`)."""
+
+    rpc: str
+    contract: str
+    chain_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from memsync.store.files import (
     write_atomic,
 )
 from memsync.sync import objects, pairing, shred
-from memsync.sync.anchor import Chain
+from memsync.sync.anchor import Chain, ChainTarget
 from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
 from memsync.sync.report import SyncReport, full_header
@@ -317,9 +317,11 @@ def restore(
     embedder: Embedder | None,
     remote: Remote | None = None,
     progress: Progress | None = None,
+    chain: ChainTarget | None = None,
 ) -> Core:
     """A vault restored onto this machine from a remote and the recovery phrase alone,
-    with a new device enrolled by the recovery key; see `Vault.recover`."""
+    with a new device enrolled by the recovery key; see `Vault.recover`. With `chain`,
+    what the remote serves is checked against the latest on-chain checkpoint first."""
     check_passphrase_strength(new_passphrase)
     paths = VaultPaths(Path(home) if home else default_home())
     paths.require_absent()
@@ -369,6 +371,7 @@ def restore(
         embedder,
         progress,
         identity=identity,
+        chain=chain,
     )
 
 
@@ -387,6 +390,7 @@ def _establish(
     progress: Progress | None,
     identity: X25519PrivateKey | None = None,
     epoch_keys: dict[int, bytes] | None = None,
+    chain: ChainTarget | None = None,
 ) -> Core:
     """A new home for a vault that exists on `store`: this device's database, filled
     from the remote, its declaration in its own feed, its key file and header, then one
@@ -416,7 +420,12 @@ def _establish(
             )
         for epoch, key in (epoch_keys or {}).items():
             core.remember_epoch_key(epoch, key)
-        Syncer(core, store, "origin", progress, identity).pull()
+        witness = None
+        if chain is not None:
+            Chain(core).configure(chain.rpc, contract=chain.contract, chain_id=chain.chain_id)
+            witness = Chain(core).witness()
+        Syncer(core, store, "origin", progress, identity, witness).pull()
+        forget.settle(core)  # keys a forget took that the remote still held: gone here too
         core.commit([declaration(core)])
         write_atomic(paths.device_key, seal_device(keys, passphrase, kdf))
         write_atomic(paths.header, local.to_bytes())
