@@ -118,7 +118,7 @@ def main() -> None:
             corpus.memories(args.memories, seed=1), conversations(args.conversations, 2)
         )
         build_s = time.perf_counter() - t0
-        plaintext = sum(len(encode_op(a.log.decrypt(e, a._log_key))) for e in a.log.entries())
+        plaintext = sum(len(encode_op(a.log.decrypt(e, a.core.log_key))) for e in a.log.entries())
         a.remotes.add("folder", str(remote_dir))
         t0 = time.perf_counter()
         first = a.sync()[0]

@@ -295,9 +295,10 @@ def _sync_one(
                 # It named more shredded entries: that goes up before any key object
                 # loses their keys, so that readers know why they are missing.
                 Syncer(core, remote, name, progress, witness=chain.witness()).push()
-            if shred.rewrite_keys(core, remote, name, syncer.keys, syncer.all_keys) or shredded:
+            written = shred.rewrite_keys(core, remote, name, syncer.keys, syncer.all_keys)
+            if written or shredded:
                 forget.compact(core)
-            return report
+            return dataclasses.replace(report, bytes_up=report.bytes_up + written)
         except Conflict:
             # Another process of this device (or the other side) moved while this one
             # synced: what was done stays done, and the next round starts from it.

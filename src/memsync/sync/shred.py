@@ -66,8 +66,8 @@ def _segments(core: Core, remote: str, device: str, seqs: set[int]) -> set[str]:
 def rewrite_keys(
     core: Core, store: Remote, remote: str, keys: SyncKeys, all_keys: Sequence[SyncKeys]
 ) -> int:
-    """Overwrite the key objects on `store` that still hold shredded keys; returns how
-    many were rewritten. What is left pending (a remote that is down) is tried again."""
+    """Overwrite the key objects on `store` that still hold shredded keys; returns the
+    bytes written. What is left pending (a remote that is down) is tried again."""
     pending: dict[str, set[int]] = {}
     for d, s in core.conn.execute(
         "SELECT device_id, seq FROM shred_pending WHERE remote=?", (remote,)
@@ -91,11 +91,12 @@ def rewrite_keys(
                 kept = {s: k for s, k in held.items() if (device, s) not in gone}
                 if len(kept) == len(held):
                     break
+                blob = objects.seal_keys(keys, segment, kept)
                 try:
-                    store.replace(name, objects.seal_keys(keys, segment, kept), got.tag)
+                    store.replace(name, blob, got.tag)
                 except Conflict:
                     continue
-                rewritten += 1
+                rewritten += len(blob)
                 break
     with core.db.write() as w:
         w.executemany(
