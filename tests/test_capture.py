@@ -713,6 +713,7 @@ def test_cli_config_lists_every_key(home: Path) -> None:
         "proxy.timeout",
         "proxy.capture",
         "sync.interval",
+        "retention.episodic",
     ]
     for key in keys:
         assert key in shown
@@ -816,6 +817,7 @@ def test_cli_config_set_and_unset(home: Path) -> None:
         "proxy.timeout": "120.0",
         "proxy.capture": "false",
         "sync.interval": "300.0",
+        "retention.episodic": "(not set)",
     }
     with open_vault(home) as vault:
         assert vault.settings().llm_api_key is None

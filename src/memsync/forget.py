@@ -49,21 +49,17 @@ def _keyed(conn: apsw.Connection, after: int = 0) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
-def _about(core: Core, conn: apsw.Connection, memories: set[str], sources: set[str]) -> Entries:
-    """Every entry with a key whose content is about one of these records."""
-    found: Entries = []
-    for _, device, seq in _keyed(conn):
-        entry = core.log.entry(str(device), int(seq))
-        if entry is None:
-            continue
-        try:
-            op = core.log.decrypt(entry, core.log_key)
-        except CryptoError:
-            continue
-        m, s = concerns(op)
-        if m & memories or s & sources:
-            found.append((str(device), int(seq)))
-    return found
+class _Index:
+    """What each entry that still has its key is about, read once per forget."""
+
+    def __init__(self, core: Core, conn: apsw.Connection) -> None:
+        self.about: list[tuple[tuple[str, int], set[str], set[str]]] = [
+            (key, *concerns(op)) for _, key, op in _opened(core, _keyed(conn))
+        ]
+
+    def entries(self, memories: set[str], sources: set[str]) -> Entries:
+        """Every entry whose content is about one of these records."""
+        return [k for k, m, s in self.about if m & memories or s & sources]
 
 
 def _redactions(
@@ -101,6 +97,7 @@ def forget_memories(core: Core, memory_ids: Sequence[str]) -> int:
         shredded: Entries = []
         at = codec.to_ms(core.clock())
         taken: set[str] = set()
+        index = _Index(core, conn)
         for memory_id in memory_ids:
             current = state.get_memory(conn, memory_id)
             if (
@@ -110,7 +107,7 @@ def forget_memories(core: Core, memory_ids: Sequence[str]) -> int:
                 raise UsageError(f"memory {current.id} is already forgotten")
             versions = [v for v in _versions(conn, memory_id) if v not in taken]
             taken |= set(versions)
-            entries = _about(core, conn, set(versions), set())
+            entries = index.entries(set(versions), set())
             shredded += entries
             ops.append(
                 {
@@ -144,12 +141,13 @@ def forget_source(core: Core, source_id: str) -> tuple[int, int]:
         ops: list[dict[str, Any]] = []
         shredded: Entries = []
         taken: set[str] = set()
+        index = _Index(core, conn)
         for memory_id in only:
             versions = [v for v in _versions(conn, memory_id) if v not in taken]
             if not versions:
                 continue
             taken |= set(versions)
-            entries = _about(core, conn, set(versions), set())
+            entries = index.entries(set(versions), set())
             shredded += entries
             ops.append(
                 {
@@ -158,7 +156,7 @@ def forget_source(core: Core, source_id: str) -> tuple[int, int]:
                     "shred": [list(e) for e in entries],
                 }
             )  # fmt: skip
-        entries = [e for e in _about(core, conn, set(), {source_id}) if e not in shredded]
+        entries = [e for e in index.entries(set(), {source_id}) if e not in shredded]
         shredded += entries
         ops.append(
             {
