@@ -124,7 +124,7 @@ def test_export_then_import_into_a_fresh_vault_is_faithful(
 
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert lines[0]["type"] == "memsync-export"
-    assert (lines[0]["version"], lines[0]["vault_id"]) == (1, vault.header.vault_id)
+    assert (lines[0]["version"], lines[0]["vault_id"]) == (2, vault.header.vault_id)
     assert [r["type"] for r in lines[1:]] == ["source"] * 2 + ["memory"] * 6
     assert ids["secret"] not in out.read_text(encoding="utf-8")
 
@@ -243,7 +243,9 @@ MALFORMED: dict[str, tuple[list[str], int | None]] = {
     "wrong header type": ([line({**HEADER, "type": "something-else"}), *GOOD[1:]], None),
     "no header": (GOOD[1:], None),
     "header only garbage": (["42"], 1),
-    "future version": ([line({**HEADER, "version": 2}), *GOOD[1:]], None),
+    "future version": ([line({**HEADER, "version": 3}), *GOOD[1:]], None),
+    "app without a name": ([*GOOD, line({"type": "app", "app": {"token_hash": "x"}})], 4),
+    "disclosure not an object": ([*GOOD, line({"type": "disclosure", "disclosure": 3})], 4),
     "unknown record": ([*GOOD, line({"type": "profile", "profile": {}})], 4),
     "bad kind": ([*GOOD, memory_line(id="m-2", kind="eternal")], 4),
     "bad category": ([*GOOD, memory_line(id="m-2", category="gossip")], 4),
@@ -327,3 +329,25 @@ def test_forgetting_one_version_forgets_the_chain_and_exports_none_of_it(
     out = tmp_path / "export.jsonl"
     assert export_to_path(vault, out) == (0, 0)
     assert "Porto" not in out.read_text()
+
+
+def test_apps_and_the_ledger_travel_with_the_export(
+    vault: Vault, vault_factory: Callable[[str], NewVault], tmp_path: Path, t0: datetime
+) -> None:
+    populate(vault, t0)
+    vault.add_app("notes")
+    _, token = vault.add_app("editor")
+    session = vault.as_app("notes")
+    session.search("Berlin marathon")
+    vault.revoke_app("notes")
+    out = tmp_path / "export.jsonl"
+    export_to_path(vault, out)
+    target: Vault = vault_factory("target").vault
+    import_from_path(target, out)
+    assert target.apps() == vault.apps()
+    assert target.disclosures() == vault.disclosures()
+    # The same app token works on the imported vault.
+    assert target.app_for_token(token) == vault.app_for_token(token) is not None
+    import_from_path(target, out)  # twice: nothing more
+    assert target.disclosures() == vault.disclosures()
+    assert target.check().ok

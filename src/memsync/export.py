@@ -8,6 +8,10 @@ Then one line per source, then one per memory (so provenance points backwards):
     {"type": "memory", "memory": {id, text, kind, category, tags, created_at, updated_at,
                                   observed_at, valid_from, valid_until, confidence, status,
                                   supersedes, superseded_by, provenance: [...]}}
+Since version 2, then one line per app and one per disclosure (the ledger):
+    {"type": "app", "app": {name, token_hash, scope, rate, created_at, revoked_at}}
+    {"type": "disclosure", "disclosure": {id, app, at, action, query, items: [...]}}
+(an app's token is kept only as its hash, so an imported app connects with the same token).
 Times are ISO 8601 in UTC. Forgotten memories are not exported: a tombstone carries
 nothing worth moving. Import checks the whole file before it writes anything, and skips
 records whose ids (or, for sources, contents) are already in the vault, so importing the
@@ -20,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from memsync import codec
 from memsync.core import Progress
@@ -29,7 +33,8 @@ from memsync.model import ImportReport, Memory, SearchFilters, Source, Status
 from memsync.vault import Vault
 
 FORMAT = "memsync-export"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class ExportFile:
     vault_id: str | None
     sources: tuple[Source, ...]
     memories: tuple[Memory, ...]
+    apps: tuple[dict[str, Any], ...] = ()
+    disclosures: tuple[dict[str, Any], ...] = ()
 
 
 def write_export(vault: Vault, out: IO[str]) -> tuple[int, int]:
@@ -72,7 +79,38 @@ def write_export(vault: Vault, out: IO[str]) -> tuple[int, int]:
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
+    for kind, doc in [*(("app", a) for a in _apps(vault)), *_disclosures(vault)]:
+        out.write(json.dumps({"type": kind, kind: doc}, ensure_ascii=False) + "\n")
     return len(sources), count
+
+
+def _apps(vault: Vault) -> list[dict[str, Any]]:
+    rows = vault.conn.execute(
+        "SELECT name, token_hash, scope, rate_per_minute, created_at, revoked_at FROM apps "
+        "ORDER BY name"
+    ).fetchall()
+    return [
+        {"name": n, "token_hash": t, "scope": json.loads(sc), "rate": r, "created_at": c,
+         "revoked_at": rv}
+        for n, t, sc, r, c, rv in rows
+    ]  # fmt: skip
+
+
+def _disclosures(vault: Vault) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for rowid, did, app, at, action, query in vault.conn.execute(
+        "SELECT rowid, id, app, at, action, query FROM disclosures ORDER BY at, id"
+    ).fetchall():
+        items = [
+            {k: v for k, v in (("memory", m), ("source", s), ("turn", t)) if v is not None}
+            for m, s, t in vault.conn.execute(
+                "SELECT memory_id, source_id, turn FROM disclosed WHERE disclosure=? ORDER BY ord",
+                (rowid,),
+            )
+        ]
+        doc = {"id": did, "app": app, "at": at, "action": action, "query": query, "items": items}
+        out.append(("disclosure", doc))
+    return out
 
 
 def export_to_path(vault: Vault, path: Path, *, overwrite: bool = False) -> tuple[int, int]:
@@ -116,10 +154,12 @@ def read_export(path: Path) -> ExportFile:
     if not records or records[0][1].get("type") != FORMAT:
         raise InvalidInput(f"{path}: not a memsync export (no header line)")
     header = records[0][1]
-    if header.get("version") != VERSION:
+    if header.get("version") not in READS:
         raise InvalidInput(f"{path}: unsupported export version {header.get('version')!r}")
     sources: list[Source] = []
     memories: list[Memory] = []
+    apps: list[dict[str, Any]] = []
+    disclosures: list[dict[str, Any]] = []
     for n, obj in records[1:]:
         where = f"{path}: line {n}"
         kind = obj.get("type")
@@ -127,12 +167,30 @@ def read_export(path: Path) -> ExportFile:
             sources.append(codec.source_from_json(obj.get("source"), f"{where}: source"))
         elif kind == "memory":
             memories.append(codec.memory_from_json(obj.get("memory"), f"{where}: memory"))
+        elif kind in ("app", "disclosure"):
+            (apps if kind == "app" else disclosures).append(_checked(obj.get(kind), kind, where))
         else:
             raise InvalidInput(f"{where}: unknown record type {kind!r}")
     vault_id = header.get("vault_id")
     return ExportFile(
-        vault_id if isinstance(vault_id, str) else None, tuple(sources), tuple(memories)
-    )
+        vault_id if isinstance(vault_id, str) else None, tuple(sources), tuple(memories),
+        tuple(apps), tuple(disclosures),
+    )  # fmt: skip
+
+
+_FIELDS = {
+    "app": {"name": str, "token_hash": str, "scope": dict, "rate": int, "created_at": int},
+    "disclosure": {"id": str, "app": str, "at": int, "action": str, "items": list},
+}
+
+
+def _checked(doc: object, kind: str, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{where}: {kind}: expected an object")
+    for name, typ in _FIELDS[kind].items():
+        if not isinstance(doc.get(name), typ):
+            raise InvalidInput(f"{where}: {kind}: {name!r} is missing or not a {typ.__name__}")
+    return doc
 
 
 def import_from_path(vault: Vault, path: Path, progress: Progress | None = None) -> ImportReport:
@@ -140,6 +198,18 @@ def import_from_path(vault: Vault, path: Path, progress: Progress | None = None)
     as the imported records are embedded."""
     parsed = read_export(path)
     added_sources, added_memories = vault.import_records(parsed.memories, parsed.sources, progress)
+    known_apps = {str(r[0]) for r in vault.conn.execute("SELECT name FROM apps")}
+    known = {str(r[0]) for r in vault.conn.execute("SELECT id FROM disclosures")}
+    ops: list[dict[str, Any]] = []
+    for a in parsed.apps:
+        if a["name"] not in known_apps:
+            ops.append({"op": "add_app", **{k: a[k] for k in ("name", "token_hash", "scope",
+                        "rate")}, "at": a["created_at"]})  # fmt: skip
+            if a.get("revoked_at") is not None:
+                ops.append({"op": "revoke_app", "name": a["name"], "at": a["revoked_at"]})
+    ops += [{"op": "disclose", **d} for d in parsed.disclosures if d["id"] not in known]
+    if ops:
+        vault.commit_ops(ops)
     return ImportReport(
         sources_added=added_sources,
         sources_skipped=len(parsed.sources) - added_sources,
