@@ -192,7 +192,8 @@ def edit(
 @click.argument("memory_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def rm(memory_id: str, yes: bool) -> None:
-    """Forget a memory: a tombstone replaces it, its text is erased.
+    """Forget a memory for good (as `memsync forget ID`): its keys are destroyed on
+    every device and remote, so no copy of it can be read again.
 
     Example: memsync rm m-3k9x --yes
     """
