@@ -602,3 +602,23 @@ def test_a_restore_from_an_old_copy_is_refused_by_the_chain(
     assert "written after the snapshot" in {m.text for m in restored.list(limit=None).items}
     assert restored.check().ok and restored.chain.settings() is not None
     restored.close()
+
+
+def test_replacing_the_phrase_moves_the_vault_on_chain_to_the_new_owner(
+    anchored: tuple[NewVault, str], registry: Registry
+) -> None:
+    from memsync.crypto import phrase
+
+    made, _ = anchored
+    a = made.vault
+    rotated = a.remotes.rotate_recovery()
+    new_owner = address_of(phrase.evm_owner_key(rotated.recovery_phrase))
+    assert rotated.chain == f"the chain's record now belongs to {new_owner}"
+    rec = registry.record(commitment(a.core))
+    assert rec is not None and rec.owner == new_owner
+    assert a.chain.settings().owner == new_owner  # type: ignore[union-attr]
+    a.add("after the new phrase")
+    assert a.chain.anchor() is not None  # signed by the new phrase's key
+    with pytest.raises(BadRecoveryPhrase):
+        a.chain.register(made.recovery_phrase)  # the old phrase is no longer this vault's
+    assert a.chain.register(rotated.recovery_phrase) is None  # the new one owns it already

@@ -12,6 +12,7 @@ embedding is most of a write's cost, and other writers need not wait for it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -289,17 +290,30 @@ class Core:
             conn.execute("INSERT OR REPLACE INTO epoch_keys(epoch, key) VALUES(?,?)", (epoch, key))
 
     def take_epoch_keys(self, identity: X25519PrivateKey) -> None:
-        """Unwrap and keep every epoch key `identity` (the recovery identity) can open."""
+        """Unwrap and keep every epoch key `identity` (the recovery identity) can open:
+        those of the epochs it was given, and older ones a rotation wrapped to it again."""
         for (epoch,) in self.conn.execute("SELECT epoch FROM epochs").fetchall():
             found = self._unwrap_epoch(int(epoch), identity)
             if found is not None:
                 self.remember_epoch_key(int(epoch), found)
+        for (rewrapped,) in self.conn.execute("SELECT rewrapped FROM rotations").fetchall():
+            for epoch, stanza in json.loads(rewrapped).items():
+                ad = epoch_ad(self.header.vault_id, int(epoch))
+                with contextlib.suppress(CryptoError, CorruptVault):
+                    key = wrap.find_and_unwrap([wrap.Stanza.from_json(stanza)], identity, ad)
+                    self.remember_epoch_key(int(epoch), key)
 
     def recovery_sign_pub(self) -> bytes:
-        """The recovery identity's signing key, as the genesis device declared it."""
+        """The recovery identity's signing key: the newest one a rotation declared, or
+        the one the genesis device declared."""
+        return self.recovery_sign_pubs()[-1]
+
+    def recovery_sign_pubs(self) -> list[bytes]:
+        """Every recovery signing key the vault has had, oldest first."""
         if self._recovery_sign_pub is None:
             self._recovery_sign_pub = self._declared_recovery_key()
-        return self._recovery_sign_pub
+        rotated = self.conn.execute("SELECT sign_pub FROM rotations ORDER BY at, epoch").fetchall()
+        return [self._recovery_sign_pub, *(base64.b64decode(str(r[0])) for r in rotated)]
 
     def _declared_recovery_key(self) -> bytes:
         # fetchall: a cursor left open would hold a read transaction (and block checkpoints).
@@ -335,7 +349,10 @@ class Core:
     def recovery_wrap_pub(self) -> bytes | None:
         """The recovery identity's public wrapping key; None in a vault made before it
         was kept (then a root on a remote cannot be opened with the phrase alone)."""
-        value = db.read_meta(self.conn, "recovery_wrap_pub")
+        row = self.conn.execute(
+            "SELECT wrap_pub FROM rotations ORDER BY at DESC, epoch DESC LIMIT 1"
+        ).fetchone()
+        value = str(row[0]) if row is not None else db.read_meta(self.conn, "recovery_wrap_pub")
         return None if value is None else bytes.fromhex(value)
 
     def info(self) -> VaultInfo:

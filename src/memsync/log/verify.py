@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import apsw
@@ -139,6 +139,7 @@ def trusted_devices(
     ops: list[dict[str, Any] | None],
     vault_id: str,
     enrolled: dict[str, tuple[str, str]] | None = None,
+    rotations: Sequence[tuple[bytes, frozenset[str]]] = (),
 ) -> tuple[dict[str, bytes], list[LogProblem]]:
     """Signing keys of the devices the log proves belong to this vault.
 
@@ -146,18 +147,28 @@ def trusted_devices(
     endorsement by it, or have been enrolled (`enrol_device`, after pairing) by a device
     already trusted. A device's declaration must be the first entry of its feed.
     `ops[i]` is the decrypted operation of `entries[i]`, or None if it did not decrypt;
-    `enrolled` holds enrolments already verified (device → (wrap_pub, sign_pub) base64).
+    `enrolled` holds enrolments already verified (device → (wrap_pub, sign_pub) base64),
+    `rotations` recovery keys already verified (key, the devices its rotation kept).
     """
     keys: dict[str, bytes] = {}
     problems: list[LogProblem] = []
     recovery_pub: bytes | None = None
     enrolled = dict(enrolled or {})
+    # Recovery keys after the genesis one, each with the devices it kept trusting.
+    rotated: list[tuple[bytes, frozenset[str]]] = list(rotations)
+    endorsed_by: dict[str, bytes] = {}
     for e, op in zip(entries, ops, strict=True):
         if op is None:
             continue
         if op.get("op") == "enrol_device" and e.device_id in keys:
             with contextlib.suppress(KeyError, TypeError):
                 enrolled[str(op["device_id"])] = (str(op["wrap_pub"]), str(op["sign_pub"]))
+            continue
+        if op.get("op") == "rotate_recovery" and e.device_id in keys:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                new = base64.b64decode(op["recovery_sign_pub"], validate=True)
+                if new not in (k for k, _ in rotated):
+                    rotated.append((new, frozenset(str(d) for d in op["devices"])))
             continue
         if op.get("op") != "add_device":
             continue
@@ -170,10 +181,30 @@ def trusted_devices(
                 recovery_pub = base64.b64decode(op["recovery_sign_pub"], validate=True)
             elif enrolled.get(e.device_id) == (op["wrap_pub"], op["sign_pub"]):
                 pass  # let in by a trusted device after the person compared safety codes
-            elif recovery_pub is None or not verify_endorsement(recovery_pub, op, vault_id):
-                problems.append(LogProblem(where, "device not endorsed by the recovery key"))
-                continue
+            else:
+                signer = next(
+                    (
+                        k
+                        for k in (recovery_pub, *(k for k, _ in rotated))
+                        if k is not None and verify_endorsement(k, op, vault_id)
+                    ),
+                    None,
+                )
+                if signer is None:
+                    problems.append(LogProblem(where, "device not endorsed by the recovery key"))
+                    continue
+                endorsed_by[e.device_id] = signer
             keys[e.device_id] = base64.b64decode(op["sign_pub"], validate=True)
         except (KeyError, TypeError, ValueError, AttributeError):
             problems.append(LogProblem(where, "malformed device declaration"))
+    # A phrase that was replaced endorses no device the newest rotation did not keep:
+    # whoever holds the old phrase cannot bring a device in afterwards.
+    if rotated:
+        newest, kept = rotated[-1]
+        for device, signer in endorsed_by.items():
+            if signer != newest and device not in kept:
+                keys.pop(device, None)
+                problems.append(
+                    LogProblem(f"feed {device}", "endorsed by a recovery phrase since replaced")
+                )
     return keys, problems

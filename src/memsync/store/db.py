@@ -254,6 +254,18 @@ CREATE TABLE IF NOT EXISTS sync_evidence(
     what TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- Recovery phrases after the first (state, from the log): each `rotate_recovery` names
+-- the new recovery keys, starts an epoch (in `epochs`) whose key the old phrase never
+-- gets, wraps the older epoch keys to the new phrase, and names the devices it trusts.
+CREATE TABLE IF NOT EXISTS rotations(
+    epoch INTEGER PRIMARY KEY,
+    sign_pub TEXT NOT NULL,
+    wrap_pub TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    rewrapped TEXT NOT NULL,
+    by_device TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 -- Forgetting (state, from the log): the versions and sources a forget names, and the
 -- entries whose record keys forgetting destroys (a forget or shred operation names them,
 -- so an entry that arrives without its key is known to be shredded, not withheld).

@@ -169,7 +169,7 @@ def _tombstone(conn: apsw.Connection, rowid: int, memory_id: str, at: int) -> li
 _LEDGER_OPS = frozenset(
     {
         "disclose", "add_app", "revoke_app", "add_device", "enrol_device", "revoke_device",
-        "shred", "shredded",
+        "shred", "shredded", "rotate_recovery",
     }
 )  # fmt: skip
 # Operations about a record, which count for nothing once a forget took it.
@@ -191,6 +191,21 @@ def apply(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
         return forgetting.apply_forget_source(conn, op)
     if kind == "shred":
         return forgetting.apply_shred(conn, op)
+    if kind == "rotate_recovery":
+        conn.execute(
+            "INSERT OR IGNORE INTO rotations(epoch, sign_pub, wrap_pub, devices, rewrapped, "
+            "by_device, at) VALUES(?,?,?,?,?,?,?)",
+            (
+                int(op["epoch"]), str(op["recovery_sign_pub"]), str(op["recovery_wrap_pub"]),
+                json.dumps(sorted(op["devices"])), json.dumps(op["rewrapped"], sort_keys=True),
+                str(op["by"]), int(op["at"]),
+            ),
+        )  # fmt: skip
+        conn.execute(
+            "INSERT OR IGNORE INTO epochs(epoch, stanzas, at) VALUES(?,?,?)",
+            (int(op["epoch"]), json.dumps(op["stanzas"], sort_keys=True), int(op["at"])),
+        )
+        return IndexChange()
     if kind == "add_device":
         conn.execute(
             "INSERT OR IGNORE INTO devices(device_id, wrap_pub, sign_pub, name, added_at) "
@@ -325,6 +340,7 @@ _STATE_TABLES = (
     "epochs",
     "forgotten",
     "shred_names",
+    "rotations",
 )
 
 
@@ -552,6 +568,8 @@ _DIGEST_QUERIES = (
     "SELECT text, updated_at FROM bio",
     "SELECT id, what, at, digest FROM forgotten ORDER BY id",
     "SELECT device_id, seq FROM shred_names ORDER BY device_id, seq",
+    "SELECT epoch, sign_pub, wrap_pub, devices, rewrapped, by_device, at FROM rotations "
+    "ORDER BY epoch",
     "SELECT type, text, status, kind, category, ts, valid_until FROM items "
     "ORDER BY type, text, ts, status, kind, category, valid_until",  # every column: no ties
 )

@@ -24,17 +24,16 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from memsync import codec
 from memsync.core import Core
-from memsync.crypto import wrap
-from memsync.errors import CryptoError, RemoteError, RemoteUnreachable, SyncRefused
+from memsync.errors import CryptoError, RemoteUnreachable, SyncRefused
 from memsync.index.vectors import VectorIndex
 from memsync.log import oplog, verify
 from memsync.log.oplog import ZERO_HASH, Entry
 from memsync.store.forgetting import SHREDDED
-from memsync.sync import epochs, objects, shred, trust
+from memsync.sync import epochs, objects, roots, shred, trust
 from memsync.sync.merge import Incoming, apply_incoming, embed_incoming
 from memsync.sync.objects import Checkpoint, Segment, SyncKeys
 from memsync.sync.remote import Conflict, Remote
-from memsync.sync.report import FeedChange, SyncReport, changes_of, full_header
+from memsync.sync.report import FeedChange, SyncReport, changes_of
 from memsync.sync.witness import Witness
 
 __all__ = ["FeedChange", "SyncReport", "Syncer"]
@@ -134,26 +133,8 @@ class Syncer:
         self.remote.replace(name, data, None if current is None else current.tag)
 
     def ensure_root(self) -> None:
-        """Put the vault's root on the remote, or bring it up to date with the devices
-        the log knows; refuse a remote that holds another vault."""
-        core = self.core
-        name = objects.root_name(core.recovery_sign_pub())
-        current = self.remote.get(name)
-        if current is None and objects.other_roots(self.remote.list("r/"), name):
-            raise RemoteError(f"remote {self.name} holds another vault; use an empty folder")
-        recipients = core.root_recipients()
-        wanted = sorted(wrap.fingerprint(r) for r in recipients)
-        if current is not None:
-            try:
-                root = objects.open_root(current.data, core.device.wrap_key)
-                if root.recipients == wanted and root.header.vault_id == core.header.vault_id:
-                    return
-            except (SyncRefused, CryptoError):
-                pass  # not addressed to this device yet: it is rewritten below
-        header = full_header(core)
-        blob = objects.seal_root(header.to_bytes(), core.recovery_wrap_pub(), recipients)
-        self.up += len(blob)
-        self.remote.replace(name, blob, None if current is None else current.tag)
+        """Put the vault's root on the remote (up to date); refuse another vault's."""
+        self.up += roots.ensure_root(self.core, self.remote, self.name)
 
     # Push.
 

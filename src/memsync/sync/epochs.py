@@ -77,29 +77,43 @@ def vouched(
     key: bytes,
     identity: X25519PrivateKey | None,
 ) -> bool:
-    """Whether a revocation among `ops` (verified entries) wraps `key` for `epoch`."""
+    """Whether a revocation or rotation among `ops` (verified entries) wraps `key` for
+    `epoch` (a rotation also wraps the older epochs' keys to the new phrase)."""
     for op in ops:
-        if op.get("op") == "revoke_device" and int(op.get("epoch", -1)) == epoch:
+        kind = op.get("op")
+        if kind in ("revoke_device", "rotate_recovery") and int(op.get("epoch", -1)) == epoch:
             stanzas = [wrap.Stanza.from_json(x) for x in op["stanzas"]]
-            if _unwrap(core, stanzas, epoch, identity) == key:
-                return True
+        elif kind == "rotate_recovery" and str(epoch) in op.get("rewrapped", {}):
+            stanzas = [wrap.Stanza.from_json(op["rewrapped"][str(epoch)])]
+        else:
+            continue
+        if _unwrap(core, stanzas, epoch, identity) == key:
+            return True
     return False
 
 
 def to_publish(core: Core, remote: Remote, base: SyncKeys) -> list[tuple[str, bytes]]:
     """The epoch objects this device started (by revoking a device) that the remote
     lacks, sealed and signed."""
-    rows = core.conn.execute(
-        "SELECT e.epoch, e.stanzas FROM epochs e JOIN revocations r ON r.epoch=e.epoch "
-        "WHERE r.by_device=?",
-        (core.device.device_id,),
-    ).fetchall()
+    me = core.device.device_id
+    rows: list[tuple[str, int, list[dict[str, str]]]] = [
+        (base.name("e", "epoch", str(epoch)), int(epoch), json.loads(stanzas))
+        for epoch, stanzas in core.conn.execute(
+            "SELECT e.epoch, e.stanzas FROM epochs e WHERE e.epoch IN (SELECT epoch FROM "
+            "revocations WHERE by_device=? UNION SELECT epoch FROM rotations WHERE by_device=?)",
+            (me, me),
+        )
+    ]
+    # A rotation's copies of the older epochs' keys, for the new phrase alone to restore.
+    for sign_pub, rewrapped in core.conn.execute(
+        "SELECT sign_pub, rewrapped FROM rotations WHERE by_device=?", (me,)
+    ).fetchall():
+        for epoch, stanza in json.loads(rewrapped).items():
+            name = base.name("e", "epoch", epoch, "again", str(sign_pub))
+            rows.append((name, int(epoch), [stanza]))
     out = []
-    for epoch, stanzas in rows:
-        name = base.name("e", "epoch", str(epoch))
+    for name, epoch, stanzas in rows:
         if remote.get(name) is None:
-            blob = objects.seal_epoch(
-                base, core.device, core.header.vault_id, int(epoch), json.loads(stanzas)
-            )
+            blob = objects.seal_epoch(base, core.device, core.header.vault_id, epoch, stanzas)
             out.append((name, blob))
     return out

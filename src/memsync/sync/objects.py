@@ -111,10 +111,12 @@ def root_name(recovery_sign_pub: bytes) -> str:
     return "r/" + hashlib.sha256(b"memsync/v1/root-name" + recovery_sign_pub).hexdigest()[:40]
 
 
-def other_roots(roots: Sequence[str], ours: str) -> bool:
+def other_roots(roots: Sequence[str], ours: str | Sequence[str]) -> bool:
     """Whether a remote's listing of roots shows a vault other than the one named `ours`
-    (one remote, one vault: a second would be refused)."""
-    return any(r != ours for r in roots)
+    (one remote, one vault: a second would be refused); `ours` may list every name the
+    vault's roots have had (one per recovery phrase)."""
+    names = {ours} if isinstance(ours, str) else set(ours)
+    return any(r not in names for r in roots)
 
 
 # Segments.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 from memsync.core import Core
 from memsync.crypto import wrap
 from memsync.store.files import Header, header_ad
@@ -46,6 +48,12 @@ def full_header(core: Core) -> Header:
     recovery identity's copy taken from this device's header."""
     ad = header_ad(core.header.vault_id, core.header.epoch)
     stanzas = [s for s in core.header.stanzas if s.kind == "recovery"]
+    rotated = core.conn.execute("SELECT 1 FROM rotations").fetchone()
+    recovery = core.recovery_wrap_pub()
+    if rotated and recovery is not None:
+        # The recovery phrase was replaced: only the newest one opens the root.
+        stanzas = [wrap.wrap_key(core.vault_key, X25519PublicKey.from_public_bytes(recovery),
+                                 kind="recovery", ad=ad)]  # fmt: skip
     for key in core.members().values():
         stanzas.append(wrap.wrap_key(core.vault_key, key, kind="device", ad=ad))
     return replace(core.header, stanzas=tuple(stanzas))

@@ -53,7 +53,7 @@ from memsync.store.files import (
     remove_home_files,
     write_atomic,
 )
-from memsync.sync import objects, pairing, shred
+from memsync.sync import objects, pairing, recovery, shred
 from memsync.sync.anchor import Chain, ChainTarget
 from memsync.sync.engine import Progress, Syncer
 from memsync.sync.remote import Conflict, Remote
@@ -119,8 +119,9 @@ class Remotes:
         if probe:
             remote = open_remote(canonical)
             remote.prepare()
-            ours = objects.root_name(self.core.recovery_sign_pub())
-            if objects.other_roots(remote.list("r/"), ours) and remote.get(ours) is None:
+            names = [objects.root_name(k) for k in self.core.recovery_sign_pubs()]
+            ours = names[-1]
+            if objects.other_roots(remote.list("r/"), names) and remote.get(ours) is None:
                 raise RemoteError(f"{url} holds another vault; use an empty folder or prefix")
         info = RemoteInfo(name, canonical, codec.to_ms(self.core.clock()))
         with self.core.db.write() as conn:
@@ -211,6 +212,11 @@ class Remotes:
             )
         return next(d for d in self.devices() if d.device_id == target.device_id)
 
+    def rotate_recovery(self) -> recovery.Rotated:
+        """Replace the recovery phrase (shown once, in the result): the old one opens
+        nothing written afterwards and endorses no new device; sync to tell the remotes."""
+        return recovery.rotate(self.core)
+
     def devices(self) -> builtins.list[DeviceInfo]:
         """Every device of the vault: its name, when and by whom it was let in, and when
         this device last heard from it."""
@@ -295,6 +301,7 @@ def _sync_one(
                 # It named more shredded entries: that goes up before any key object
                 # loses their keys, so that readers know why they are missing.
                 Syncer(core, remote, name, progress, witness=chain.witness()).push()
+            recovery.refresh_header(core)  # a phrase replaced elsewhere: the new one opens here
             written = shred.rewrite_keys(core, remote, name, syncer.keys, syncer.all_keys)
             if written or shredded:
                 forget.compact(core)

@@ -3,6 +3,9 @@ checkpoints name agree with the entries this device holds."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from memsync.core import Core
 from memsync.log import verify
 from memsync.log.oplog import Entry
@@ -35,11 +38,16 @@ def trusted_keys(
         str(d): (str(w), str(s))
         for d, w, s in core.conn.execute("SELECT device_id, wrap_pub, sign_pub FROM enrolments")
     }
+    rotations = [
+        (base64.b64decode(str(k)), frozenset(json.loads(d)))
+        for k, d in core.conn.execute("SELECT sign_pub, devices FROM rotations ORDER BY at, epoch")
+    ]
     keys, _ = verify.trusted_devices(
         [entries[i] for i in order],
         [ops[i] for i in order],
         core.header.vault_id,
         enrolled,
+        rotations,
     )
     return keys
 
