@@ -124,6 +124,7 @@ def _register() -> None:
         sync.remote,
         sync.sync,
         sync.device,
+        sync.recovery,
         chain.chain,
         chain.anchor,
         serve.serve,

@@ -264,3 +264,48 @@ def device_list(as_json: bool) -> None:
             seen,
         )
     console().print(table)
+
+
+@click.group()
+def recovery() -> None:
+    """The recovery phrase: the one thing that brings the vault back from nothing.
+
+    Example: memsync recovery rotate
+    """
+
+
+@recovery.command("rotate")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def recovery_rotate(yes: bool, as_json: bool) -> None:
+    """Replace the recovery phrase with a new one, shown once.
+
+    The old phrase then opens nothing written afterwards and can no longer bring a
+    device in; the new one alone restores the whole vault. This device syncs first (so
+    every device it can hear of stays trusted) and after (to tell the remotes). A
+    configured chain's record moves to the new phrase's owner address.
+
+    Example: memsync recovery rotate
+    """
+    from memsync.cli.setup import recovery_panel
+    from memsync.errors import MemsyncError
+
+    with open_vault() as vault:
+        synced = bool(vault.remotes.list())
+        if synced:
+            try:
+                vault.sync()
+            except MemsyncError as exc:
+                raise UsageError(f"sync first failed ({exc}); fix that, then rotate") from None
+        if not yes:
+            click.confirm("Replace the recovery phrase? The old one stops working.",
+                          abort=True, err=True)  # fmt: skip
+        rotated = vault.remotes.rotate_recovery()
+        if synced:
+            vault.sync()
+    if as_json:
+        print_json(dataclasses.asdict(rotated))
+        return
+    console().print(recovery_panel(rotated.recovery_phrase))
+    if rotated.chain:
+        click.echo(rotated.chain)
