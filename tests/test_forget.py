@@ -292,3 +292,32 @@ def test_an_edit_made_elsewhere_before_the_forget_is_shredded_too(fast_dir: Path
     assert d.check().ok and not d.list(limit=None).items
     for v in (a, b, c, d):
         v.close()
+
+
+def test_the_phrase_alone_brings_back_everything_but_what_was_forgotten(fast_dir: Path) -> None:
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    a.add("Prefers short answers")
+    gone = a.add(f"{MARK} should not come back")
+    a.ingest([Message("user", "I am learning the cello"), Message("assistant", "Nice!")])
+    a.add_app("editor")
+    a.as_app("editor").search("cello")
+    a.set_bio("Cellist and product manager")
+    a.forget(gone.id)
+    url = str(fast_dir / "remote")
+    a.remotes.add("usb", url)
+    a.sync()
+    shutil.rmtree(fast_dir / "a")  # every device is lost
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, url)
+    assert b.check().ok
+    assert {m.text for m in b.list(limit=None).items} == {m.text for m in a.list(limit=None).items}
+    assert b.sources() == a.sources()
+    assert b.apps() == a.apps()
+    assert b.disclosures() == a.disclosures()
+    assert b.profile().bio == a.profile().bio
+    assert b.get(gone.id).text == ""  # a tombstone, nothing more
+    assert MARK.encode() not in _plain_database(b, fast_dir / "plain-b.db")
+    devices = b.remotes.devices()
+    assert any(d.this_device and d.enrolled_by == "recovery phrase" for d in devices)
+    b.close()
+    a.close()
