@@ -28,6 +28,7 @@ from memsync.model import Message
 from memsync.sync import objects
 from memsync.sync.objects import Segment, SyncKeys
 from memsync.vault import Vault
+from test_sync_s3 import bucket, s3_endpoint  # noqa: F401  (fixtures: a real S3 server)
 
 MARK = "zebraforgetmark"
 
@@ -319,5 +320,36 @@ def test_the_phrase_alone_brings_back_everything_but_what_was_forgotten(fast_dir
     assert MARK.encode() not in _plain_database(b, fast_dir / "plain-b.db")
     devices = b.remotes.devices()
     assert any(d.this_device and d.enrolled_by == "recovery phrase" for d in devices)
+    b.close()
+    a.close()
+
+
+def test_forgetting_holds_on_an_s3_remote_too(
+    fast_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    from memsync.sync.urls import open_remote
+
+    s3_url = str(request.getfixturevalue("bucket"))  # a real S3 server on loopback
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    m = a.add(f"{MARK} kept on S3 until forgotten")
+    a.add("Prefers tea")
+    a.remotes.add("cloud", s3_url)
+    a.sync()
+    store = open_remote(a.remotes.list()[0].url)
+    kept = {n: got.data for n in store.list("s/") if (got := store.get(n)) is not None}
+    assert kept
+    a.forget(m.id)
+    a.sync()
+    keys = _epoch_keys(a)
+    record_keys = {bytes(r[0]) for r in a.core.conn.execute("SELECT key FROM entry_keys")}
+    for name in kept:
+        got = store.get(keys[0].keys_name(name))
+        if got is not None:
+            record_keys |= set(objects.open_keys(got.data, name, keys).values())
+    texts = _plaintexts(a, kept, record_keys, keys)
+    assert texts and not any(MARK in t for t in texts)
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, a.remotes.list()[0].url)
+    assert {x.text for x in b.list(limit=None).items} == {"Prefers tea"}
     b.close()
     a.close()
