@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -26,6 +27,14 @@ def serve_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
             return proc, line.split("serving on ", 1)[1].split(": REST")[0]
         if not line:
             raise SystemExit(f"the server did not start (exit {proc.wait()})")
+
+
+def emit(result: dict[str, Any], path: Path | None) -> None:
+    """Print a run's result as JSON, and keep it in `path` when given."""
+    print(json.dumps(result, indent=2))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def log(msg: str) -> None:

@@ -14,7 +14,6 @@ only make the set-up slow.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
-from common import log, run_header
+from common import emit, log, run_header
 from memsync.crypto.device import FAST_KDF
 from memsync.ids import new_id
 from memsync.index.embed import HashEmbedder
@@ -117,10 +116,7 @@ def main() -> None:
         }
         a.close()
         b.close()
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ operations it holds. Figures are medians where repeated; the machine is noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
-from common import log, run_header
+from common import emit, log, run_header
 from memsync.crypto.device import FAST_KDF
 from memsync.ids import new_id
 from memsync.index import embed
@@ -177,10 +176,7 @@ def main() -> None:
         }
         a.close()
         b.close()
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

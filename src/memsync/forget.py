@@ -89,36 +89,55 @@ def _versions(conn: apsw.Connection, memory_id: str) -> list[str]:
     return [m.id for m in records.chain(conn, state.get_memory(conn, memory_id))]
 
 
+class _Plan:
+    """The forget operations of one transaction, and the entries they shred."""
+
+    def __init__(self, core: Core, conn: apsw.Connection) -> None:
+        self.core = core
+        self.conn = conn
+        self.index = _Index(core, conn)
+        self.at = codec.to_ms(core.clock())
+        self.ops: list[dict[str, Any]] = []
+        self.shredded: Entries = []
+        self.taken: set[str] = set()
+
+    def memory(self, memory_id: str) -> None:
+        versions = [v for v in _versions(self.conn, memory_id) if v not in self.taken]
+        if versions:
+            self.taken |= set(versions)
+            op = {"op": "forget_memory", "id": versions[0], "versions": versions}
+            self._add(op, set(versions), set())
+
+    def source(self, source_id: str, digest: str) -> None:
+        self._add({"op": "forget_source", "id": source_id, "digest": digest}, set(), {source_id})
+
+    def _add(self, op: dict[str, Any], memories: set[str], sources: set[str]) -> None:
+        entries = [e for e in self.index.entries(memories, sources) if e not in self.shredded]
+        self.shredded += entries
+        redact = _redactions(self.conn, memories, sources)
+        self.ops.append(
+            {**op, "at": self.at, "redact": redact, "shred": [list(e) for e in entries]}
+        )
+
+    def commit(self) -> None:
+        self.core.commit(self.ops)
+        _shred(self.core, self.conn, self.shredded)
+
+
 def forget_memories(core: Core, memory_ids: Sequence[str]) -> int:
     """Forget each memory (full ids) and every version in its history; returns how many
     entries' keys were destroyed. See `Vault.forget`."""
     with core.db.write() as conn:
-        ops: list[dict[str, Any]] = []
-        shredded: Entries = []
-        at = codec.to_ms(core.clock())
-        taken: set[str] = set()
-        index = _Index(core, conn)
+        plan = _Plan(core, conn)
         for memory_id in memory_ids:
             current = state.get_memory(conn, memory_id)
-            if (
-                current.status is Status.FORGOTTEN
-                and conn.execute("SELECT 1 FROM forgotten WHERE id=?", (current.id,)).fetchone()
-            ):
+            gone = conn.execute("SELECT 1 FROM forgotten WHERE id=?", (current.id,)).fetchone()
+            if current.status is Status.FORGOTTEN and gone:
                 raise UsageError(f"memory {current.id} is already forgotten")
-            versions = [v for v in _versions(conn, memory_id) if v not in taken]
-            taken |= set(versions)
-            entries = index.entries(set(versions), set())
-            shredded += entries
-            ops.append(
-                {
-                    "op": "forget_memory", "id": versions[0], "versions": versions, "at": at,
-                    "redact": _redactions(conn, set(versions), set()),
-                    "shred": [list(e) for e in entries],
-                }
-            )  # fmt: skip
-        _commit(core, conn, ops, shredded)
+            plan.memory(memory_id)
+        plan.commit()
     compact(core)
-    return len(shredded)
+    return len(plan.shredded)
 
 
 def forget_source(core: Core, source_id: str) -> tuple[int, int]:
@@ -137,42 +156,13 @@ def forget_source(core: Core, source_id: str) -> tuple[int, int]:
                 (source_id, Status.FORGOTTEN.value, source_id),
             )
         ]
-        at = codec.to_ms(core.clock())
-        ops: list[dict[str, Any]] = []
-        shredded: Entries = []
-        taken: set[str] = set()
-        index = _Index(core, conn)
+        plan = _Plan(core, conn)
         for memory_id in only:
-            versions = [v for v in _versions(conn, memory_id) if v not in taken]
-            if not versions:
-                continue
-            taken |= set(versions)
-            entries = index.entries(set(versions), set())
-            shredded += entries
-            ops.append(
-                {
-                    "op": "forget_memory", "id": versions[0], "versions": versions, "at": at,
-                    "redact": _redactions(conn, set(versions), set()),
-                    "shred": [list(e) for e in entries],
-                }
-            )  # fmt: skip
-        entries = [e for e in index.entries(set(), {source_id}) if e not in shredded]
-        shredded += entries
-        ops.append(
-            {
-                "op": "forget_source", "id": source_id, "digest": str(row[0]), "at": at,
-                "redact": _redactions(conn, set(), {source_id}),
-                "shred": [list(e) for e in entries],
-            }
-        )  # fmt: skip
-        _commit(core, conn, ops, shredded)
+            plan.memory(memory_id)
+        plan.source(source_id, str(row[0]))
+        plan.commit()
     compact(core)
-    return len(ops) - 1, len(shredded)
-
-
-def _commit(core: Core, conn: apsw.Connection, ops: list[dict[str, Any]], entries: Entries) -> None:
-    core.commit(ops)
-    _shred(core, conn, entries)
+    return len(plan.ops) - 1, len(plan.shredded)
 
 
 def _shred(core: Core, conn: apsw.Connection, entries: Entries) -> None:
