@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from memsync.extract import changes
 from memsync.extract.base import Candidate, dedup
 from memsync.extract.classify import PRIVATE, category_of, is_chatter, kind_of
 from memsync.extract.confirm import confirms, proposals
@@ -127,7 +128,7 @@ class RuleExtractor:
                     times = find_times(text, when.date())
                     cand = self._make(st, i, sent.start, sent.end, when, times)
                     out.append(replace(cand, confirmed_by=i + 1))
-        return dedup(out)
+        return dedup([*out, *_after_changes(out)])
 
     def _user_message(
         self, turn: int, content: str, when: datetime, ctx: Context
@@ -160,6 +161,9 @@ class RuleExtractor:
                         out.append(replace(cand, category=Category.PRIVATE) if private else cand)
         ctx.instructed = ctx.instructing
         said = " ".join(c.text for c in out)
+        for text, _ in changes.from_message(content):
+            st = Statement(text, "self", verb="works")
+            out.append(self._make(st, turn, 0, len(content), when, [], 0.8, Kind.SEMANTIC))
         for fact in self._message_facts(turn, content, when):
             name = fact.text.split(" named ", 1)[-1].split(" who ")[0]
             if " named " not in fact.text or f"named {name}" not in said:
@@ -265,6 +269,21 @@ class RuleExtractor:
             extractor_version=self.version,
             observed_at=when,
         )
+
+
+def _after_changes(found: Sequence[Candidate]) -> list[Candidate]:
+    """The lasting facts that changes among `found` imply ("Relocated from A to B" ->
+    "Lives in B"): semantic, from when the change happened, as sure as the change."""
+    out = []
+    for c in found:
+        for text, category in changes.lasting(c.text):
+            out.append(
+                replace(
+                    c, text=text, kind=Kind.SEMANTIC, category=Category(category),
+                    valid_until=None, confidence=round(c.confidence * 0.95, 3),
+                )
+            )  # fmt: skip
+    return out
 
 
 def _end_of(d: date, when: datetime) -> datetime:

@@ -1,0 +1,109 @@
+"""Changes of lasting facts stated as events, as families of phrasings: the fact that
+holds afterwards is extracted as lasting, and it ends the old one in the vault."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import FixedClock, create_vault
+from memsync.extract import RuleExtractor
+from memsync.model import Kind, Message
+
+WHEN = datetime(2026, 5, 12, 10, 0, tzinfo=UTC)
+
+
+def facts(text: str) -> set[str]:
+    return {
+        c.text
+        for c in RuleExtractor().extract([Message("user", text, WHEN)])
+        if c.kind is Kind.SEMANTIC
+    }
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I moved to Ghent last month",
+        "we relocated from Antwerp to Ghent a couple of weeks ago",
+        "just moved over to Ghent!",
+        "I've moved from Antwerp to Ghent",
+        "we finally settled in Ghent in April",
+        "I moved into a new flat in Ghent",
+    ],
+)
+def test_a_move_gives_where_the_person_lives_now(said: str) -> None:
+    assert "Lives in Ghent" in facts(said)
+
+
+@pytest.mark.parametrize(
+    ("said", "fact"),
+    [
+        (
+            "I joined Brightwave as a data scientist in March",
+            "Works as a data scientist at Brightwave",
+        ),
+        ("started at Brightwave last week", "Works at Brightwave"),
+        ("Brightwave hired me as a product owner!", "Works as a product owner at Brightwave"),
+        ("I was hired by Brightwave as a nurse", "Works as a nurse at Brightwave"),
+        ("quit Solvia and joined Brightwave as an analyst", "Works as an analyst at Brightwave"),
+        ("I got promoted to team lead last week", "Works as a team lead"),
+        ("I was promoted to senior editor this spring", "Works as a senior editor"),
+        ("I left Solvia in April", "No longer works at Solvia"),
+    ],
+)
+def test_a_job_change_gives_the_job_now(said: str, fact: str) -> None:
+    assert fact in facts(said)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I switched from Trello to Asana",
+        "we moved everything from Trello to Asana over the weekend",
+    ],
+)
+def test_a_tool_switch_gives_the_tool_now(said: str) -> None:
+    assert {"Uses Asana", "No longer uses Trello"} <= facts(said)
+
+
+@pytest.mark.parametrize("said", ["I've gone vegan since January", "I became vegetarian last year"])
+def test_a_diet_change_gives_the_diet_now(said: str) -> None:
+    assert any(f in facts(said) for f in ("Is vegan", "Is vegetarian"))
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I moved on from that idea",  # no place
+        "I started at 9 this morning",  # no employer
+        "we moved the meeting to Monday",  # not a home
+        "my sister relocated to Ghent",  # not the user
+    ],
+)
+def test_what_is_not_a_change_of_the_users_facts(said: str) -> None:
+    assert not {f for f in facts(said) if f.startswith(("Lives in", "Works", "Uses"))}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "new", "old"),
+    [
+        ("I live in Antwerp.", "I relocated from Antwerp to Ghent a few weeks ago.",
+         "Lives in Ghent", "Lives in Antwerp"),
+        ("I work as a designer at Solvia.", "I quit Solvia and joined Brightwave as an analyst.",
+         "Works as an analyst at Brightwave", "Works as a designer at Solvia"),
+    ],
+)  # fmt: skip
+def test_in_the_vault_the_change_ends_the_old_fact(
+    fast_dir: Path, before: str, after: str, new: str, old: str
+) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
+    v.ingest([Message("user", before, datetime(2026, 1, 10, tzinfo=UTC))])
+    v.clock = FixedClock(WHEN)
+    v.ingest([Message("user", after, WHEN)])
+    active = {m.text for m in v.list(limit=None).items}
+    assert new in active and old not in active
+    v.close()
