@@ -107,3 +107,53 @@ def test_in_the_vault_the_change_ends_the_old_fact(
     active = {m.text for m in v.list(limit=None).items}
     assert new in active and old not in active
     v.close()
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("I'm Dana, a nurse at St Olav's, based in Trondheim.",
+         {"Is named Dana", "Is a nurse at St Olav's", "Lives in Trondheim"}),
+        ("Hi, I'm Kenji, 41, a pilot at Skyrail, living in Osaka.",
+         {"Is named Kenji", "Is 41 years old", "Is a pilot at Skyrail"}),
+    ],
+)  # fmt: skip
+def test_a_self_introduction_is_one_memory_per_fact(said: str, expected: set[str]) -> None:
+    got = facts(said)
+    assert expected <= got
+    assert not [f for f in got if f.count(",") >= 1 and f.startswith("Is ")]
+
+
+@pytest.mark.parametrize(
+    ("said", "fact"),
+    [
+        ("I can't eat shellfish, I'm allergic.", "Is allergic to shellfish"),
+        ("I cannot eat walnuts, I'm allergic", "Is allergic to walnuts"),
+    ],
+)
+def test_what_belongs_together_stays_together(said: str, fact: str) -> None:
+    got = facts(said)
+    assert fact in got and "Is allergic" not in got
+
+
+@pytest.mark.parametrize(
+    ("plan", "mention"),
+    [
+        ("I'm flying to Rome with my brother Marco in two months.",
+         "my brother Marco just got engaged!"),
+        ("I'm going to a concert with my friend Ana next Friday.", "my friend Ana is a drummer."),
+        ("We're visiting my aunt Rosa in Seville in June.", "I have an aunt named Rosa."),
+    ],
+)  # fmt: skip
+def test_a_fact_about_a_person_never_replaces_a_plan_with_them(
+    fast_dir: Path, plan: str, mention: str
+) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.clock = FixedClock(WHEN)
+    v.ingest([Message("user", plan, WHEN)])
+    planned = [m for m in v.list(limit=None).items if m.kind is Kind.EPISODIC]
+    assert planned
+    v.ingest([Message("user", mention, WHEN)])
+    active = {m.id for m in v.list(limit=None).items}
+    assert all(p.id in active for p in planned)
+    v.close()

@@ -207,7 +207,7 @@ IRREGULAR_PAST: frozenset[str] = word_set(
     told understood woke won wrote read let set cut hurt quit shut lent bet lay rode sang
     swam threw wore"""
 )
-MODALS: frozenset[str] = word_set("can could should would will might may must shall")
+MODALS: frozenset[str] = word_set("can cannot could should would will might may must shall")
 _IRREGULAR_3SG: dict[str, str] = {
     "be": "is",
     "am": "is",

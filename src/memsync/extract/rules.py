@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from memsync.extract import changes
+from memsync.extract import changes, compound
 from memsync.extract.base import Candidate, dedup
 from memsync.extract.classify import PRIVATE, category_of, is_chatter, kind_of
 from memsync.extract.confirm import confirms, proposals
@@ -128,7 +128,7 @@ class RuleExtractor:
                     times = find_times(text, when.date())
                     cand = self._make(st, i, sent.start, sent.end, when, times)
                     out.append(replace(cand, confirmed_by=i + 1))
-        return dedup([*out, *_after_changes(out)])
+        return dedup(_one_fact_each([*out, *_after_changes(out)]))
 
     def _user_message(
         self, turn: int, content: str, when: datetime, ctx: Context
@@ -283,6 +283,27 @@ def _after_changes(found: Sequence[Candidate]) -> list[Candidate]:
                     valid_until=None, confidence=round(c.confidence * 0.95, 3),
                 )
             )  # fmt: skip
+    return out
+
+
+def _one_fact_each(found: list[Candidate]) -> list[Candidate]:
+    """Split self-introductions into their facts; join "cannot eat X" and a bare
+    "is allergic" said in one message (`memsync.extract.compound`)."""
+    out: list[Candidate] = []
+    for c in found:
+        parts = compound.split_intro(c.text)
+        if parts is None:
+            out.append(c)
+            continue
+        out += [replace(c, text=t, category=Category(cat)) for t, cat in parts]
+    for turn in {c.turn for c in out}:
+        texts = [c.text for c in out if c.turn == turn]
+        merged = compound.allergy(texts)
+        if merged is not None:
+            fact, eaten = merged
+            keep = next(c for c in out if c.turn == turn and c.text == eaten)
+            out = [c for c in out if not (c.turn == turn and c.text in ("Is allergic", eaten))]
+            out.append(replace(keep, text=fact, category=Category.HEALTH))
     return out
 
 

@@ -337,6 +337,13 @@ def decide(
                 and candidate.kind is Kind.SEMANTIC
                 and nb.memory.kind is Kind.EPISODIC
             ):
+                same = words(strip_dates(candidate.text, observed_at)) == words(
+                    strip_dates(nb.memory.text, nb.memory.observed_at)
+                )
+                if not same:
+                    # A lasting fact an event mentions ("Has a brother named Marco" in a
+                    # trip with him) is another fact: the event stays, and so does it.
+                    continue
                 # A lasting statement of something held as an event: it lasts.
                 return Plan(Decision.PROMOTE, nb.memory, "stated as lasting", kind=Kind.SEMANTIC)
             return plan
