@@ -157,3 +157,18 @@ def test_a_fact_about_a_person_never_replaces_a_plan_with_them(
     active = {m.id for m in v.list(limit=None).items}
     assert all(p.id in active for p in planned)
     v.close()
+
+
+@pytest.mark.parametrize(
+    ("said", "written"),
+    [
+        ("I relocated to Ghent a few weeks ago", "in late April 2026"),
+        ("I started a pottery course a few days ago", "the week of 4 May 2026"),
+        ("I left Solvia a few months ago", "around February 2026"),
+        ("we moved here several weeks ago", "in late April 2026"),
+    ],
+)
+def test_a_vague_time_in_the_past_is_written_as_the_date_it_meant(said: str, written: str) -> None:
+    texts = [c.text for c in RuleExtractor().extract([Message("user", said, WHEN)])]
+    assert any(written in t for t in texts), texts
+    assert not any(" ago" in t for t in texts)

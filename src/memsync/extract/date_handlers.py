@@ -283,6 +283,32 @@ def ago(m: re.Match[str], ctx: Ctx) -> TimeExpr | None:
     return make_expr(m, date(year, 1, 1), date(year, 12, 31), "year", f"in {year}", None)
 
 
+def vague_ago(m: re.Match[str], ctx: Ctx) -> TimeExpr | None:
+    """ "A few weeks ago": said again a month later it means nothing, so it is written as
+    the part of the month it meant ("in early February 2026"); a few days ago, as the
+    week; a few months ago, as the season's months ("around February 2026")."""
+    unit = m.group("unit").lower()
+    today = ctx.today
+    if unit == "day":
+        d = today - timedelta(days=3)
+        monday = d - timedelta(days=d.weekday())
+        return make_expr(
+            m, monday, monday + timedelta(days=6), "week", f"the week of {fmt_day(monday)}", None
+        )
+    if unit == "week":
+        d = today - timedelta(weeks=3)
+        part = "early" if d.day <= 10 else "mid" if d.day <= 20 else "late"
+        lo, hi = {"early": (1, 10), "mid": (11, 20), "late": (21, 31)}[part]
+        last = min(hi, month_end(d.year, d.month).day)
+        text = f"in {part} {fmt_month(d.year, d.month)}"
+        return make_expr(
+            m, date(d.year, d.month, lo), date(d.year, d.month, last), "month", text, None
+        )
+    d = add_months(today, -3)
+    text = f"around {fmt_month(d.year, d.month)}"
+    return make_expr(m, date(d.year, d.month, 1), month_end(d.year, d.month), "month", text, None)
+
+
 def season(m: re.Match[str], ctx: Ctx) -> TimeExpr | None:
     mod = (m.group("mod") or m.group("mod2") or "").lower()
     name = m.group("season").lower()

@@ -146,6 +146,12 @@ _PATTERNS: list[tuple[re.Pattern[str], Handler]] = [
     (re.compile(rf"\b{NUM_RE}\s+{UNIT_RE}\s+ago\b", re.I), h.ago),
     (
         re.compile(
+            r"\b(?:a\s+few|several|some|a\s+number\s+of)\s+(?P<unit>day|week|month)s\s+ago\b", re.I
+        ),
+        h.vague_ago,
+    ),
+    (
+        re.compile(
             r"\b(?:(?P<prep>on|in|by|until|till|before|after|since|from|during|for|around|through|"
             r"over)\s+(?:(?P<mod>this|next|last|the)\s+)?|(?P<mod2>this|next|last)\s+)"
             r"(?P<season>spring|summer|autumn|fall|"
