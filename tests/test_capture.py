@@ -713,6 +713,7 @@ def test_cli_config_lists_every_key(home: Path) -> None:
         "proxy.timeout",
         "proxy.capture",
         "sync.interval",
+        "owner.name",
         "retention.episodic",
     ]
     for key in keys:
@@ -817,6 +818,7 @@ def test_cli_config_set_and_unset(home: Path) -> None:
         "proxy.timeout": "120.0",
         "proxy.capture": "false",
         "sync.interval": "300.0",
+        "owner.name": "(not set)",
         "retention.episodic": "(not set)",
     }
     with open_vault(home) as vault:

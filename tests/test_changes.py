@@ -172,3 +172,30 @@ def test_a_vague_time_in_the_past_is_written_as_the_date_it_meant(said: str, wri
     texts = [c.text for c in RuleExtractor().extract([Message("user", said, WHEN)])]
     assert any(written in t for t in texts), texts
     assert not any(" ago" in t for t in texts)
+
+
+@pytest.mark.parametrize("owner", [None, "Elif"])
+def test_in_a_group_conversation_what_others_say_is_about_them(owner: str | None) -> None:
+    said = [
+        Message("user", "I'm training for the Berlin marathon in September", WHEN, "Jonas"),
+        Message("user", "I have a cat named Olive", WHEN, "Noor"),
+        Message("user", "nice! can you make Jonas a training plan?", WHEN, "Elif"),
+    ]
+    texts = {c.text for c in RuleExtractor(owner=owner).extract(said)}
+    assert "Jonas is training for the Berlin marathon in September 2026" in texts
+    assert any(t.startswith("Noor has a cat named Olive") for t in texts)
+    assert not any(t.startswith(("Is training", "Has a cat")) for t in texts)
+
+
+def test_the_owner_name_setting_reaches_the_extractor(fast_dir: Path) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.configure("owner.name", "Jonas")
+    v.clock = FixedClock(WHEN)
+    v.ingest([
+        Message("user", "I'm training for the Berlin marathon in September", WHEN, "Jonas"),
+        Message("user", "I'll come and cheer for you!", WHEN, "Elif"),
+    ])  # fmt: skip
+    texts = {m.text for m in v.list(limit=None).items}
+    assert "Is training for the Berlin marathon in September 2026" in texts
+    assert not any(t.startswith("Jonas ") for t in texts)
+    v.close()

@@ -65,6 +65,7 @@ class Settings:
     proxy_capture: bool = False
     sync_interval: float = 300.0
     retention_episodic: int | None = None  # days after an episodic memory ends
+    owner_name: str | None = None  # the vault owner's name, for group conversations
 
     @property
     def llm_configured(self) -> bool:
@@ -97,6 +98,12 @@ SETTINGS: tuple[_Key, ...] = (
         "sync_interval",
         "seconds between `memsync serve`'s syncs with every remote (and soon after each "
         "write); 0 turns background sync off",
+    ),
+    _Key(
+        "owner.name",
+        "owner_name",
+        "your name: in a conversation where several named people speak, what the others "
+        "say is remembered as about them",
     ),
     _Key(
         "retention.episodic",
@@ -215,7 +222,7 @@ def load(conn: apsw.Connection) -> Settings:
 def extractor_for(settings: Settings) -> Extractor:
     """The extractor the settings choose: the offline rules, or the configured LLM."""
     if settings.extractor != "llm":
-        return RuleExtractor()
+        return RuleExtractor(owner=settings.owner_name)
     from memsync.extract.llm import LLMExtractor
 
     return LLMExtractor(chat_model_for(settings, "extractor is llm"))

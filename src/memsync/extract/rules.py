@@ -88,14 +88,22 @@ class RuleExtractor:
         horizon_days: how long an episodic memory without a usable future date stays
             valid after it was observed.
         user_roles: message roles whose text is the user's own.
+        owner: the vault owner's name. In a conversation where several named people
+            speak, what another one says is about them ("Marta is training for ...");
+            without a name, the owner is whoever speaks last to the assistant.
     """
 
     name: str = "rules"
     version: str = "1"
 
     def __init__(
-        self, *, horizon_days: int = 30, user_roles: Iterable[str] = ("user", "human")
+        self,
+        *,
+        horizon_days: int = 30,
+        user_roles: Iterable[str] = ("user", "human"),
+        owner: str | None = None,
     ) -> None:
+        self.owner = owner
         if horizon_days < 1:
             raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
         self.horizon_days = horizon_days
@@ -128,7 +136,8 @@ class RuleExtractor:
                     times = find_times(text, when.date())
                     cand = self._make(st, i, sent.start, sent.end, when, times)
                     out.append(replace(cand, confirmed_by=i + 1))
-        return dedup(_one_fact_each([*out, *_after_changes(out)]))
+        found = _one_fact_each([*out, *_after_changes(out)])
+        return dedup(_about_others(found, messages, self.user_roles, self.owner))
 
     def _user_message(
         self, turn: int, content: str, when: datetime, ctx: Context
@@ -283,6 +292,33 @@ def _after_changes(found: Sequence[Candidate]) -> list[Candidate]:
                     valid_until=None, confidence=round(c.confidence * 0.95, 3),
                 )
             )  # fmt: skip
+    return out
+
+
+_OPENERS = frozenset("Is Has Was Will Just Cannot Never No Does Did Can Must Wants".split())
+
+
+def _about_others(
+    found: list[Candidate], messages: Sequence[Message], roles: frozenset[str], owner: str | None
+) -> list[Candidate]:
+    """Statements from another named speaker's turns, made about that speaker."""
+    named = [(i, m.name) for i, m in enumerate(messages) if m.role.lower() in roles and m.name]
+    if len({n for _, n in named}) < 2 and not (owner and named):
+        return found
+    me = (owner or named[-1][1]).strip().lower()
+    others = {i: str(n) for i, n in named if str(n).strip().lower() != me}
+    out = []
+    for c in found:
+        who = others.get(c.turn)
+        if who is None:
+            out.append(c)
+            continue
+        first, _, rest = c.text.partition(" ")
+        # Statements start with their verb ("Is training ...", "Loves jazz"): lower-cased
+        # after the name; anything else (a name, "TV") keeps its capital.
+        verb = first in _OPENERS or (first.endswith(("s", "ed")) and first[1:].islower())
+        text = f"{first.lower()} {rest}" if verb else c.text
+        out.append(replace(c, text=f"{who} {text}", category=Category.RELATIONSHIPS))
     return out
 
 
