@@ -99,7 +99,7 @@ def test_configured_llm_extractor_makes_memories_with_spans(
     }
     for text, m in memories.items():
         (p,) = m.provenance
-        assert (p.source_id, p.extractor, p.extractor_version) == (source.id, "llm", "1:test-model")
+        assert (p.source_id, p.extractor, p.extractor_version) == (source.id, "llm", "2:test-model")
         assert p.turn is not None and p.start is not None and p.end is not None
         assert CONVERSATION[p.turn].content[p.start : p.end] == quotes[text]
         (e,) = llm_vault.why(m.id).evidence
@@ -310,7 +310,7 @@ def test_judge_update_supersedes_the_old_memory(
     assert "2. id" not in sent
     (o,) = result.outcomes
     assert (o.decision, o.target_id, o.text) == (Decision.UPDATE, old_id, NEW)
-    assert o.reason == f"llm:{MODEL}/1: More detail."
+    assert o.reason == f"llm:{MODEL}/2: More detail."
     old, new = vault.get(old_id), vault.get(o.memory_id)
     assert old.status is Status.SUPERSEDED and old.superseded_by == new.id
     assert new.status is Status.ACTIVE and new.supersedes == old_id
@@ -505,3 +505,36 @@ def test_no_lock_is_held_while_the_model_answers(llm_vault: Vault, server: ChatS
     assert took < 1.0
     assert [h.memory.id for h in hits if h.memory] == [memory.id]
     assert done.is_set() and llm_vault.check().ok
+
+
+def test_the_prompts_carry_the_slot_and_never_lose_a_fact_rules(
+    llm_vault: Vault, server: ChatServer, t0: datetime
+) -> None:
+    from memsync.extract.llm import SYSTEM as EXTRACT
+    from memsync.reconcile.judge import SYSTEM as JUDGE
+
+    assert "Lives in Leeds" in EXTRACT and "One fact per memory" in EXTRACT
+    assert "a few weeks ago" in EXTRACT and "several named people speak" in EXTRACT
+    assert "Never lose a fact" in JUDGE
+
+
+def test_the_judge_cannot_drop_a_plan_for_a_fact_that_only_mentions_the_same_person(
+    llm_vault: Vault, server: ChatServer, t0: datetime
+) -> None:
+    llm_vault.clock = FixedClock(t0)
+    plan = llm_vault.add(
+        "Is flying to Lisbon with her sister Ana in July 2026",
+        kind=Kind.EPISODIC,
+        category=Category.TRAVEL,
+        valid_until=datetime(2026, 7, 31, tzinfo=UTC),
+    )
+    later = t0 + timedelta(days=1)
+    # Whatever the model answers about the plan, the plan stays and the new fact is kept.
+    for decision in ("invalidate", "update", "noop"):
+        server.script(answer({"decision": decision, "target": plan.id, "reason": "Same sister."}))
+    llm_vault.clock = FixedClock(later)
+    result = llm_vault.ingest([Message("user", "my sister Ana is a dentist", later)])
+    assert server.requests, "the pair must reach the judge for this test to mean anything"
+    assert all(o.decision is Decision.ADD for o in result.outcomes)
+    texts = active_texts(llm_vault)
+    assert plan.text in texts and any("dentist" in t for t in texts)

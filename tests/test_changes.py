@@ -3,10 +3,12 @@ holds afterwards is extracted as lasting, and it ends the old one in the vault."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import FixedClock, create_vault
 from memsync.extract import RuleExtractor
@@ -199,3 +201,42 @@ def test_the_owner_name_setting_reaches_the_extractor(fast_dir: Path) -> None:
     assert "Is training for the Berlin marathon in September 2026" in texts
     assert not any(t.startswith("Jonas ") for t in texts)
     v.close()
+
+
+POOL = (
+    "I live in Ghent.",
+    "I work as a baker at Crumb.",
+    "I'm vegetarian.",
+    "I have a dog named Pepper.",
+    "My sister Ana is a dentist.",
+    "I'm flying to Lisbon with my sister Ana in July.",
+    "I'm going to a jazz concert in Ghent next Friday.",
+    "I use Obsidian for notes.",
+    "I speak Dutch and French.",
+    "I'm allergic to peanuts.",
+    "I'm training for a half marathon in October.",
+    "Pepper loves the beach.",
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(POOL), n=st.integers(3, len(POOL)))
+def test_nothing_stated_and_not_contradicted_is_lost(order: list[str], n: int) -> None:
+    import tempfile
+
+    from memsync.reconcile.decide import strip_dates, words
+
+    with tempfile.TemporaryDirectory(prefix="memsync-prop-") as tmp:
+        v = create_vault(Path(tmp) / "v").vault
+        said: list[str] = []
+        for i, text in enumerate(order[:n]):
+            at = datetime(2026, 3, 1, 9, tzinfo=UTC) + timedelta(hours=i)
+            v.clock = FixedClock(at)
+            said += [c.text for c in RuleExtractor().extract([Message("user", text, at)])]
+            v.ingest([Message("user", text, at)])
+        now = v.clock()
+        active = [words(strip_dates(m.text, now)) for m in v.list(limit=None).items]
+        for text in said:
+            w = words(strip_dates(text, now))
+            assert any(w <= a for a in active), f"lost: {text!r}"
+        v.close()

@@ -53,7 +53,7 @@ def test_extracts_candidates_with_spans_dates_and_provenance(
     server.script(answer(GOOD))
     extractor = LLMExtractor(chat)
     assert isinstance(extractor, Extractor)
-    assert (extractor.name, extractor.version) == ("llm", "1:test-model")
+    assert (extractor.name, extractor.version) == ("llm", "2:test-model")
 
     nurse, dentist, marathon = extractor.extract(CONVERSATION)
 
@@ -68,7 +68,7 @@ def test_extracts_candidates_with_spans_dates_and_provenance(
         start=4,
         end=30,
         extractor="llm",
-        extractor_version="1:test-model",
+        extractor_version="2:test-model",
         observed_at=T0,
     )
     assert CONVERSATION[0].content[nurse.start : nurse.end] == "I work as a nurse in Leeds"
@@ -364,7 +364,7 @@ CANDIDATE = Candidate(
 def test_judge_answers_and_prompt(server: ChatServer, chat: OpenAIChat) -> None:
     server.script(answer({"decision": "update", "target": "m-aaaa", "reason": " More  detail. "}))
     judge = LLMJudge(chat)
-    assert judge.name == "llm:test-model/1"
+    assert judge.name == "llm:test-model/2"
     got = judge.judge(CANDIDATE, NEIGHBOURS)
     assert got == Judgement(Decision.UPDATE, "m-aaaa", "More detail.")
     prompt = user_prompt(server)

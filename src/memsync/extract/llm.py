@@ -33,7 +33,7 @@ from memsync.model import Category, Kind, Message
 
 __all__ = ["PROMPT_VERSION", "LLMExtractor"]
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 _MAX_TEXT = 300
 _CONTEXT = 2
 _CATEGORY_HINTS = {
@@ -61,8 +61,18 @@ the user's confirming turn.
 - Write each memory as one standalone third-person statement without a subject, e.g. \
 "Works as a nurse in Leeds", "Prefers short answers", "Has a dentist appointment on 13 \
 March 2026", "Has a sister named Ana". Never "The user ..." or "I ...". One fact each.
-- Resolve relative dates ("tomorrow", "next Tuesday", "in June") against the timestamp \
-of the message they were said in, and write the absolute date in the statement.
+- One fact per memory: split "I'm Priya, a designer at Fern, based in Leeds" into "Is \
+named Priya", "Works as a designer at Fern", "Lives in Leeds"; keep one fact whole ("Is \
+allergic to shellfish", never a bare "Is allergic").
+- When a lasting fact changes ("moved from Bristol to Leeds", "quit Fern and joined Kite \
+as an analyst", "switched from Notion to Obsidian", "went vegan"), also write the fact \
+that holds now as a semantic memory ("Lives in Leeds", "Works as an analyst at Kite", \
+"Uses Obsidian", "Is vegan"); the change itself may be an episodic memory.
+- Resolve relative dates ("tomorrow", "next Tuesday", "in June", "a few weeks ago") \
+against the timestamp of the message they were said in, and write the absolute date or \
+period in the statement ("in early February 2026"), never the relative words.
+- When several named people speak, a fact from another person's turn is about them: \
+name them ("Marta is training for the Chicago marathon in October 2026").
 - kind: "semantic" for a lasting fact or preference; "episodic" for a time-bound event, \
 plan or situation.
 - category, one of: {"; ".join(f"{c.value} ({h})" for c, h in _CATEGORY_HINTS.items())}.
@@ -186,7 +196,10 @@ class LLMExtractor:
         def show(i: int) -> str:
             when = whens[i]
             stamp = f"{when:%A} {when.isoformat(timespec='minutes')}"
-            return f"[turn {i}] {messages[i].role}, {stamp}:\n{messages[i].content}"
+            who = (
+                f"{messages[i].role} ({messages[i].name})" if messages[i].name else messages[i].role
+            )
+            return f"[turn {i}] {who}, {stamp}:\n{messages[i].content}"
 
         parts = []
         context = range(max(0, window.start - _CONTEXT), window.start)

@@ -293,6 +293,27 @@ def _rules(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
     return None
 
 
+def _unnamed(text: str) -> frozenset[str]:
+    named = {w.lower() for w in _WORD.findall(text)[1:] if w[:1].isupper()}
+    return frozenset(w for w in words(text) if w not in named)
+
+
+def _same_fact(c: Candidate, n: Memory, observed: datetime) -> bool:
+    """Whether `c` and `n` state the same thing (the same slot, or mostly the same
+    content), not merely mention the same person, place or date: the only case in which
+    a judge's noop, update or invalidate may stand."""
+    ct, nt = strip_dates(c.text, observed), strip_dates(n.text, n.observed_at)
+    cs, ns = _slot(ct, c.category), _slot(nt, n.category)
+    if cs and ns:
+        return cs[0] == ns[0]
+    if c.kind is not n.kind:
+        return False  # a lasting fact and an event are one thing only through a slot
+    # Names (people, places) are what merely mentioning shares: compare the rest.
+    cw, nw = _unnamed(ct), _unnamed(nt)
+    shared = len(cw & nw) / max(1, min(len(cw), len(nw)))
+    return bool(cw & nw) and shared >= 0.5
+
+
 def _episodes(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
     core_c = words(strip_dates(c.text, observed))
     core_n = words(strip_dates(n.text, n.observed_at))
@@ -359,6 +380,10 @@ def decide(
         reason = f"{judge.name}: {verdict.reason}".strip()
         if verdict.decision is Decision.ADD or target is None:
             return Plan(Decision.ADD, None, reason)
+        if not _same_fact(candidate, target, observed_at):
+            # A model may be taken in by a shared name, place or date: nothing is
+            # replaced or dropped for a memory that does not state the same thing.
+            return Plan(Decision.ADD, None, f"{reason} (not the same fact: kept both)")
         if verdict.decision is Decision.NOOP:
             return Plan(Decision.NOOP, target, reason)
         if verdict.decision in (Decision.UPDATE, Decision.INVALIDATE):

@@ -20,7 +20,7 @@ from memsync.reconcile.decision import Decision
 
 __all__ = ["PROMPT_VERSION", "Judgement", "LLMJudge"]
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 _MAX_REASON = 300
 _CHOICES = (Decision.ADD, Decision.NOOP, Decision.UPDATE, Decision.INVALIDATE)
 SYSTEM = """You keep a user's memory store consistent. A new statement about the user \
@@ -31,6 +31,11 @@ was just observed; compare it with the existing memories that resemble it and de
 replace that memory ("Works as a nurse" -> "Works as a senior nurse in Leeds").
 - "invalidate": it contradicts an existing memory, which is no longer true ("Lives in \
 Leeds" -> "Moved to Lisbon in May 2026").
+Never lose a fact: choose noop, update or invalidate only for a memory that states the \
+same thing, the same attribute (home, employer, job, school, partner, pet, diet, allergy, \
+language, tool) or the same content. A memory that only mentions the same person, place \
+or date is a different fact: add ("Has a sister named Ana" does not replace "Is flying to \
+Lisbon with her sister Ana in July").
 target: the id of that existing memory (such as "m-3k9x", not its number) for noop, \
 update and invalidate; null for add.
 reason: one short sentence.
