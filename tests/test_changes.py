@@ -240,3 +240,32 @@ def test_nothing_stated_and_not_contradicted_is_lost(order: list[str], n: int) -
             w = words(strip_dates(text, now))
             assert any(w <= a for a in active), f"lost: {text!r}"
         v.close()
+
+
+def test_leaving_an_employer_ends_the_job_there(fast_dir: Path) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
+    v.ingest(
+        [Message("user", "I work as a designer at Solvia.", datetime(2026, 1, 10, tzinfo=UTC))]
+    )
+    v.clock = FixedClock(WHEN)
+    v.ingest([Message("user", "I left Solvia in April.", WHEN)])
+    active = {m.text for m in v.list(limit=None).items}
+    assert "Works as a designer at Solvia" not in active
+    assert "No longer works at Solvia" in active
+    v.close()
+
+
+def test_the_owner_is_learnt_from_an_introduction(fast_dir: Path) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.clock = FixedClock(WHEN)
+    v.ingest([Message("user", "Hi, I'm Elif, a teacher in Izmir.", WHEN)])
+    # Jonas speaks last: without the owner's name he would be taken for the owner.
+    v.ingest([
+        Message("user", "I'm learning the violin", WHEN, "Elif"),
+        Message("user", "I'm training for the Berlin marathon in September", WHEN, "Jonas"),
+    ])  # fmt: skip
+    texts = {m.text for m in v.list(limit=None).items}
+    assert "Jonas is training for the Berlin marathon in September 2026" in texts
+    assert any(t.startswith("Is learning the violin") for t in texts)
+    v.close()

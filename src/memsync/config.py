@@ -219,13 +219,24 @@ def load(conn: apsw.Connection) -> Settings:
 # The backends the settings choose.
 
 
-def extractor_for(settings: Settings) -> Extractor:
-    """The extractor the settings choose: the offline rules, or the configured LLM."""
+def extractor_for(settings: Settings, conn: apsw.Connection | None = None) -> Extractor:
+    """The extractor the settings choose: the offline rules, or the configured LLM. The
+    owner's name is the setting, else what the vault learnt ("I'm Priya": "Is named
+    Priya"), when `conn` is given."""
     if settings.extractor != "llm":
-        return RuleExtractor(owner=settings.owner_name)
+        return RuleExtractor(owner=settings.owner_name or (owner_from(conn) if conn else None))
     from memsync.extract.llm import LLMExtractor
 
     return LLMExtractor(chat_model_for(settings, "extractor is llm"))
+
+
+def owner_from(conn: apsw.Connection) -> str | None:
+    """The name an active memory gives the vault's owner ("Is named Priya")."""
+    row = conn.execute(
+        "SELECT text FROM memories WHERE status='active' AND text LIKE 'Is named %' "
+        "ORDER BY observed_at DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0]).removeprefix("Is named ").strip() or None
 
 
 def judge_for(settings: Settings) -> Judge | None:

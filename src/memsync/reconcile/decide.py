@@ -55,6 +55,9 @@ _NEGATION = re.compile(
     r"has\s+given\s+up(?:\s+on)?)\s+",
     re.IGNORECASE,
 )
+# How a statement says something stopped (not merely "does not"): it may end a fact
+# stated with more detail.
+_ENDED = re.compile(r"^(?:no\s+longer|stopped|has\s+stopped|quit|gave\s+up)\s+", re.I)
 _ANYMORE = re.compile(r"\s+(?:any\s?more|any\s+longer)\s*$", re.IGNORECASE)
 _LIKE = re.compile(
     r"^(?:really\s+)?(?:loves|likes|enjoys|adores|is\s+into|is\s+a\s+(?:big\s+)?fan\s+of|"
@@ -273,6 +276,16 @@ def _rules(c: Candidate, n: Memory, observed: datetime) -> Plan | None:
     (c_neg, c_core), (n_neg, n_core) = _polarity(c.text), _polarity(n.text)
     if c_neg != n_neg and c_core and c_core == n_core:
         return _supersede_or_stale(c, n, Decision.INVALIDATE, "opposite statement", observed)
+    if (
+        _ENDED.match(c.text)
+        and not n_neg
+        and n.kind is Kind.SEMANTIC
+        and len(c_core) >= 2
+        and c_core < n_core
+    ):
+        # "No longer works at Acme" ends "Works as a designer at Acme": what stopped is
+        # all there, with detail the ending does not repeat.
+        return _supersede_or_stale(c, n, Decision.INVALIDATE, "no longer so", observed)
     c_feel, n_feel = _sentiment(c.text), _sentiment(n.text)
     if c_feel and n_feel and c_feel[1] == n_feel[1] and c_feel[1]:
         if c_feel[0] == n_feel[0]:
