@@ -269,3 +269,29 @@ def test_the_owner_is_learnt_from_an_introduction(fast_dir: Path) -> None:
     assert "Jonas is training for the Berlin marathon in September 2026" in texts
     assert any(t.startswith("Is learning the violin") for t in texts)
     v.close()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "gone"),
+    [
+        ("My boyfriend Hugo is a chef.", "Hugo and I broke up last month.",
+         "Has a boyfriend named Hugo"),
+        ("I have a partner named Rowan.", "I split up with Rowan in April.",
+         "Has a partner named Rowan"),
+        ("I have a dog named Juno.", "We had to rehome Juno, our new flat bans dogs.",
+         "Has a dog named Juno"),
+        ("I have a cat named Pico.", "Sad news: our cat Pico died last week.",
+         "Has a cat named Pico"),
+    ],
+)  # fmt: skip
+def test_an_ending_ends_the_relation_or_pet(
+    fast_dir: Path, before: str, after: str, gone: str
+) -> None:
+    v = create_vault(fast_dir / "v").vault
+    v.clock = FixedClock(datetime(2026, 1, 10, tzinfo=UTC))
+    v.ingest([Message("user", before, datetime(2026, 1, 10, tzinfo=UTC))])
+    assert any(m.text.startswith(gone) for m in v.list(limit=None).items)
+    v.clock = FixedClock(WHEN)
+    v.ingest([Message("user", after, WHEN)])
+    assert not any(m.text.startswith(gone) for m in v.list(limit=None).items)
+    v.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["from_message", "lasting"]
+__all__ = ["ended", "endings", "from_message", "lasting"]
 
 # A proper name: capitalised words ("Kestrel Health", "New York", "TU Delft").
 _NAME = r"(?:[A-Z][\w&'.-]*)(?:\s+(?:[A-Z][\w&'.-]*|of|de|da|do|la|le|am|an|upon))*"
@@ -132,3 +132,35 @@ def from_message(content: str) -> list[tuple[str, str]]:
     for m in _PROMOTED.finditer(content):  # often said with no object the rules keep
         out.append((_job(m.group("role"), None), "career"))
     return out
+
+
+# Events that end a relation or a pet: who (or which pet) by name.
+_PET = r"(?:dog|cat|puppy|kitten|rabbit|hamster|parrot|horse|tortoise|beagle|terrier|tabby)"
+_ENDED = re.compile(
+    r"\b(?:broke|splits?|split)\s+up\s+with\s+(?P<a>[A-Z]\w+)"
+    r"|\b(?:separated|divorced)\s+(?:from\s+)?(?P<b>[A-Z]\w+)"
+    r"|\b(?:rehomed|re-homed|gave\s+away|had\s+to\s+rehome|lost|put\s+down)\s+"
+    r"(?:(?:our|my|his|her|their|the)\s+)?(?:old\s+)?(?:" + _PET + r"\s+)?(?P<c>[A-Z]\w+)"
+    r"|\b" + _PET + r"\s+(?P<d>[A-Z]\w+)\s+(?:died|passed\s+away|was\s+put\s+down)"
+)
+_ENDED_RAW = re.compile(
+    r"\b(?P<name>[A-Z]\w+)\s+and\s+I\s+(?:broke|split)\s+up\b"
+    r"|\bI\s+(?:broke|split)\s+up\s+with\s+(?P<name2>[A-Z]\w+)"
+)
+
+
+def ended(text: str) -> str | None:
+    """The name of the partner or pet an event ends ("Broke up with Hugo", "Had to
+    rehome Juno", "Cat Pico died"), or None."""
+    m = _ENDED.search(text[:1].lower() + text[1:])
+    if m is None:
+        return None
+    name = next(g for g in m.groups() if g)
+    return name if _ok(name) else None
+
+
+def endings(content: str) -> list[str]:
+    """Endings in raw user text the statement rules lose ("Hugo and I broke up")."""
+    return [
+        f"Broke up with {m.group('name') or m.group('name2')}" for m in _ENDED_RAW.finditer(content)
+    ]

@@ -173,8 +173,18 @@ class RuleExtractor:
         for text, _ in changes.from_message(content):
             st = Statement(text, "self", verb="works")
             out.append(self._make(st, turn, 0, len(content), when, [], 0.8, Kind.SEMANTIC))
+        for text in changes.endings(content):
+            said = normalise(content)
+            found = find_times(said, when.date(), prefer_past=True)
+            text = f"{text} {said[found[0].start : found[0].end]}" if found else text
+            times = find_times(text, when.date(), prefer_past=True)
+            st = Statement(text, "self", verb="broke", past=True)
+            out.append(self._make(st, turn, 0, len(content), when, times, 0.8, Kind.EPISODIC))
+        gone = {n for c in out if (n := changes.ended(c.text))}
         for fact in self._message_facts(turn, content, when):
             name = fact.text.split(" named ", 1)[-1].split(" who ")[0]
+            if name in gone:
+                continue  # "our cat Pico died": not a cat named Pico any more
             if " named " not in fact.text or f"named {name}" not in said:
                 out.append(fact)
         return out

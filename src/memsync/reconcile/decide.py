@@ -33,6 +33,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from memsync.extract.base import Candidate
+from memsync.extract.changes import ended
 from memsync.extract.dates import find_times
 from memsync.model import Category, Kind, Memory
 from memsync.reconcile.decision import Decision
@@ -55,6 +56,21 @@ _NEGATION = re.compile(
     r"has\s+given\s+up(?:\s+on)?)\s+",
     re.IGNORECASE,
 )
+# The lasting facts of a relation or a pet, which an ending names (`changes.ended`).
+_PET = r"(?:dog|cat|puppy|kitten|rabbit|hamster|parrot|horse|tortoise|beagle|terrier|tabby)"
+_HAS_NAMED = re.compile(
+    r"^(?i:has\s+an?\s+(?:[\w-]+\s+){0,3}?(?:partner|girlfriend|boyfriend|wife|husband|spouse|"
+    r"fianc[ée]e?|" + _PET + r")\s+named|is\s+(?:dating|married\s+to|engaged\s+to))\s+"
+    r"(?P<name>[A-Z]\w+)"
+)
+
+
+def _ended_by(c: Candidate, n: Memory) -> bool:
+    """Whether `c` is an event that ends the relation or pet `n` is about."""
+    f = _HAS_NAMED.match(n.text)
+    return f is not None and ended(c.text) == f.group("name")
+
+
 # How a statement says something stopped (not merely "does not"): it may end a fact
 # stated with more detail.
 _ENDED = re.compile(r"^(?:no\s+longer|stopped|has\s+stopped|quit|gave\s+up)\s+", re.I)
@@ -361,6 +377,12 @@ def decide(
     `observed_at` is when the candidate was stated (its message's time).
     """
     ranked = sorted(neighbours, key=lambda nb: -nb.similarity)
+    for nb in ranked:
+        # An ending ("Broke up with Hugo") ends the relation, whatever else it resembles.
+        if nb.memory.kind is Kind.SEMANTIC and _ended_by(candidate, nb.memory):
+            return _supersede_or_stale(
+                candidate, nb.memory, Decision.INVALIDATE, "it ended", observed_at
+            )
     hard: list[Memory] = []
     cw = words(candidate.text)
     for nb in ranked:
