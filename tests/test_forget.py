@@ -353,3 +353,28 @@ def test_forgetting_holds_on_an_s3_remote_too(
     assert {x.text for x in b.list(limit=None).items} == {"Prefers tea"}
     b.close()
     a.close()
+
+
+def test_edits_made_on_two_devices_before_the_forget_all_go(fast_dir: Path) -> None:
+    """Found by the three-device state machine: b's edit sits between the versions a
+    forgot; every device must drop it, and agree."""
+    made = create_vault(fast_dir / "a")
+    a = made.vault
+    m = a.add(f"{MARK} the first words")
+    url = str(fast_dir / "remote")
+    a.remotes.add("usb", url)
+    a.sync()
+    b = restore_vault(fast_dir / "b", made.recovery_phrase, url)
+    b.edit(m.id, text=f"{MARK} edited on b")
+    a_edit = a.edit(m.id, text=f"{MARK} edited on a")
+    a.add("Prefers tea")
+    a.forget(a_edit.id)
+    for v in (a, b, a, b):
+        v.sync()
+    assert a.check().ok and b.check().ok
+    assert a.check().state_digest == b.check().state_digest
+    for v in (a, b):
+        assert [x.text for x in v.list(limit=None).items] == ["Prefers tea"]
+        assert MARK.encode() not in _plain_database(v, fast_dir / f"plain-{id(v)}.db")
+    a.close()
+    b.close()

@@ -109,16 +109,23 @@ def _drop_memory(conn: apsw.Connection, memory_id: str) -> list[int]:
     return removed
 
 
-def _later_versions(conn: apsw.Connection, memory_id: str) -> list[str]:
-    found: list[str] = []
-    current: str | None = memory_id
-    while current is not None:
-        row = conn.execute("SELECT superseded_by FROM memories WHERE id=?", (current,)).fetchone()
-        current = None if row is None or row[0] is None else str(row[0])
-        if current is not None and current not in found:
-            found.append(current)
-        elif current is not None:
-            break
+def _chain(conn: apsw.Connection, versions: list[str]) -> list[str]:
+    """Every version linked to `versions` (either way) here: edits made elsewhere that
+    the forgetting device had not seen may sit between or after the ones it named."""
+    found = list(versions)
+    queue = list(versions)
+    while queue:
+        current = queue.pop()
+        row = conn.execute(
+            "SELECT supersedes, superseded_by FROM memories WHERE id=?", (current,)
+        ).fetchone()
+        successors = conn.execute(
+            "SELECT id FROM memories WHERE supersedes=?", (current,)
+        ).fetchall()
+        for linked in (*(row or ()), *(r[0] for r in successors)):
+            if linked is not None and str(linked) not in found:
+                found.append(str(linked))
+                queue.append(str(linked))
     return found
 
 
@@ -148,11 +155,12 @@ def _name(conn: apsw.Connection, op: dict[str, Any]) -> None:
 
 def apply_forget_memory(conn: apsw.Connection, op: dict[str, Any]) -> IndexChange:
     """A forget that names its versions: each becomes a bare tombstone, linked in order;
-    versions made after them elsewhere (that the forgetting device had not seen) go."""
+    versions made elsewhere that the forgetting device had not seen (linked to them
+    here, between or after) go."""
     at = int(op["at"])
     versions = [str(v) for v in op["versions"]]
     removed: list[int] = []
-    later = [v for v in _later_versions(conn, versions[-1]) if v not in versions]
+    later = [v for v in _chain(conn, versions) if v not in versions]
     for v in later:
         removed += _drop_memory(conn, v)
     for i, version in enumerate(versions):
