@@ -535,7 +535,7 @@ def test_configuring_again_keeps_what_is_not_given(
 def test_a_root_that_does_not_match_the_anchored_state_is_evidence(
     fast_dir: Path, anchored: tuple[NewVault, str], node: DevNode, registry: Registry
 ) -> None:
-    from memsync.sync.anchor import _base
+    from memsync.sync.objects import SyncKeys, hex_heads
     from memsync.sync.remote import FolderRemote
     from memsync.sync.witness import Anchor, seal_anchor
 
@@ -543,11 +543,11 @@ def test_a_root_that_does_not_match_the_anchored_state_is_evidence(
     a = made.vault
     b = _device_b(fast_dir, made, url, node, registry.address)
     # The owner key signs a root that is not the one of the state its pointer names.
-    heads = {d: (s, h.hex()) for d, (s, h) in a.core.log.heads().items()}
+    heads = hex_heads(a.core.log.heads())
     rec = registry.record(commitment(a.core))
     assert rec is not None
     name, blob, pointer = seal_anchor(
-        _base(a.core), Anchor(a.header.vault_id, rec.counter + 1, 0, heads)
+        SyncKeys.base(a.core.vault_key), Anchor(a.header.vault_id, rec.counter + 1, 0, heads)
     )
     FolderRemote(Path(url)).create(name, blob)
     key = bytes.fromhex(a.core.conn.execute("SELECT hex(owner_key) FROM chain").fetchone()[0])

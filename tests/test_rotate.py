@@ -63,7 +63,7 @@ def test_a_new_phrase_replaces_the_old_one(fast_dir: Path) -> None:
     # Nothing written after the rotation opens with the old phrase: its identity unwraps
     # no key of the new epoch, from any epoch object on the remote.
     old_identity = phrase.recovery_identity(made.recovery_phrase)
-    base = SyncKeys.derive(a.core.vault_key, 0, a.core.vault_key)
+    base = SyncKeys.base(a.core.vault_key)
     checked = False
     for p in (Path(url) / "e").glob("*"):
         found = objects.open_epoch(p.read_bytes(), base)

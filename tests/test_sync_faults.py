@@ -270,7 +270,7 @@ class ThreeDevices(RuleBasedStateMachine):
         gone = {str(r[0]) for r in a.core.conn.execute("SELECT id FROM forgotten")}
         keys = {bytes(r[0]) for v in self.vaults for r in v.core.conn.execute(
             "SELECT key FROM entry_keys")}  # fmt: skip
-        sync_keys = SyncKeys.derive(a.core.vault_key, 0, a.core.vault_key)
+        sync_keys = SyncKeys.base(a.core.vault_key)
         for name in list(self.remote.objects):
             if name.startswith("s/"):
                 with contextlib.suppress(SyncRefused):

@@ -30,6 +30,7 @@ from memsync import codec
 from memsync.core import Progress
 from memsync.errors import InvalidInput, UsageError
 from memsync.model import ImportReport, Memory, SearchFilters, Source, Status
+from memsync.store import ledger
 from memsync.vault import Vault
 
 FORMAT = "memsync-export"
@@ -79,7 +80,8 @@ def write_export(vault: Vault, out: IO[str]) -> tuple[int, int]:
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
-    for kind, doc in [*(("app", a) for a in _apps(vault)), *_disclosures(vault)]:
+    disclosures = (("disclosure", d) for d in ledger.docs(vault.conn))
+    for kind, doc in [*(("app", a) for a in _apps(vault)), *disclosures]:
         out.write(json.dumps({"type": kind, kind: doc}, ensure_ascii=False) + "\n")
     return len(sources), count
 
@@ -94,23 +96,6 @@ def _apps(vault: Vault) -> list[dict[str, Any]]:
          "revoked_at": rv}
         for n, t, sc, r, c, rv in rows
     ]  # fmt: skip
-
-
-def _disclosures(vault: Vault) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for rowid, did, app, at, action, query in vault.conn.execute(
-        "SELECT rowid, id, app, at, action, query FROM disclosures ORDER BY at, id"
-    ).fetchall():
-        items = [
-            {k: v for k, v in (("memory", m), ("source", s), ("turn", t)) if v is not None}
-            for m, s, t in vault.conn.execute(
-                "SELECT memory_id, source_id, turn FROM disclosed WHERE disclosure=? ORDER BY ord",
-                (rowid,),
-            )
-        ]
-        doc = {"id": did, "app": app, "at": at, "action": action, "query": query, "items": items}
-        out.append(("disclosure", doc))
-    return out
 
 
 def export_to_path(vault: Vault, path: Path, *, overwrite: bool = False) -> tuple[int, int]:

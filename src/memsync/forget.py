@@ -24,7 +24,7 @@ from memsync import codec, config
 from memsync.core import Core
 from memsync.errors import CryptoError, NotFound, UsageError
 from memsync.model import Status
-from memsync.store import db, records, state
+from memsync.store import db, ledger, records, state
 from memsync.store.forgetting import FORGET_OPS, concerns, counts_for_nothing
 
 __all__ = [
@@ -68,20 +68,11 @@ def _redactions(
     """Each disclosure of a forgotten record as it stays: who was shown what else, and
     when, without its query (which may quote what is forgotten)."""
     out = []
-    for rowid, did, app, at, action in conn.execute(
-        "SELECT rowid, id, app, at, action FROM disclosures ORDER BY rowid"
-    ).fetchall():
-        items = [
-            {k: v for k, v in (("memory", m), ("source", s), ("turn", t)) if v is not None}
-            for m, s, t in conn.execute(
-                "SELECT memory_id, source_id, turn FROM disclosed WHERE disclosure=? ORDER BY ord",
-                (int(rowid),),
-            )
-        ]
-        hit = [i for i in items if i.get("memory") in memories or i.get("source") in sources]
-        if hit:
-            kept = [i for i in items if i not in hit]
-            out.append({"id": did, "app": app, "at": at, "action": action, "items": kept})
+    for doc in ledger.docs(conn, memories, sources):
+        items = doc.pop("items")
+        del doc["query"]
+        gone = [i for i in items if i.get("memory") in memories or i.get("source") in sources]
+        out.append({**doc, "items": [i for i in items if i not in gone]})
     return out
 
 

@@ -18,7 +18,7 @@ from memsync import codec
 from memsync.ids import new_id
 from memsync.model import Memory, Turn
 
-__all__ = ["Disclosed", "Disclosure"]
+__all__ = ["Disclosed", "Disclosure", "docs"]
 
 # Queries are kept whole up to this many characters (a proxy query can be a long chat).
 QUERY_CHARS = 500
@@ -71,6 +71,38 @@ def op(
         "at": codec.to_ms(at),
         "items": [{"memory": i.memory_id, "source": i.source_id, "turn": i.turn} for i in items],
     }
+
+
+def docs(
+    conn: apsw.Connection, memories: set[str] | None = None, sources: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Disclosures as a `disclose` operation carries them (what `apply` takes), oldest
+    first; with `memories` or `sources`, only those that showed one of them."""
+    where, params = "1", []
+    if memories is not None or sources is not None:
+        m, s = sorted(memories or ()), sorted(sources or ())
+        where = (
+            "d.rowid IN (SELECT disclosure FROM disclosed WHERE "
+            f"memory_id IN ({','.join('?' * len(m))}) OR source_id IN ({','.join('?' * len(s))}))"
+        )
+        params = [*m, *s]
+    found: dict[int, dict[str, Any]] = {}
+    for rowid, did, app, at, action, query, mem, src, turn in conn.execute(
+        "SELECT d.rowid, d.id, d.app, d.at, d.action, d.query, x.memory_id, x.source_id, "
+        f"x.turn FROM disclosures d LEFT JOIN disclosed x ON x.disclosure=d.rowid WHERE {where} "
+        "ORDER BY d.at, d.id, x.ord",
+        params,
+    ):
+        doc = found.setdefault(
+            int(rowid),
+            {"id": did, "app": app, "at": at, "action": action, "query": query, "items": []},
+        )
+        item = {
+            k: v for k, v in (("memory", mem), ("source", src), ("turn", turn)) if v is not None
+        }
+        if item:
+            doc["items"].append(item)
+    return list(found.values())
 
 
 def apply(conn: apsw.Connection, op: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from memsync.chain.contract import ChainEvent, Receipt, Record, Registry, Sender
 from memsync.core import Core
 from memsync.crypto import aead, phrase
 from memsync.errors import BadRecoveryPhrase, ChainError, RemoteError, UsageError
-from memsync.sync.objects import SyncKeys, merkle_root
+from memsync.sync.objects import SyncKeys, hex_heads, merkle_root
 from memsync.sync.urls import open_remote
 from memsync.sync.witness import (
     Anchor,
@@ -306,7 +306,7 @@ class Chain:
         key = self._owner_key()
         reg = self.registry()
         vault = commitment(core)
-        heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
+        heads = hex_heads(core.log.heads())
         root = merkle_root(heads)
         for attempt in range(3):
             record = self._record(reg, vault)
@@ -314,7 +314,7 @@ class Chain:
                 self._restore(record)
                 return None
             anchor = Anchor(core.header.vault_id, record.counter + 1, core.epoch(), heads)
-            name, blob, pointer = seal_anchor(_base(core), anchor)
+            name, blob, pointer = seal_anchor(SyncKeys.base(core.vault_key), anchor)
             stored = self._store(name, blob)
             try:
                 receipt = reg.checkpoint(
@@ -437,7 +437,7 @@ class Chain:
         core = self.core
         reg = self.registry()
         record = reg.record(commitment(core))
-        heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
+        heads = hex_heads(core.log.heads())
         root = merkle_root(heads)
         owner_here = self._need().owner_key is not None
         if record is None:
@@ -471,13 +471,8 @@ class Chain:
             except (RemoteError, ChainError):
                 continue
             if got is not None and hashlib.sha256(got.data).digest() == record.pointer:
-                return open_anchor(got.data, _base(self.core))
+                return open_anchor(got.data, SyncKeys.base(self.core.vault_key))
         return None
-
-
-def _base(core: Core) -> SyncKeys:
-    # The key checkpoints are sealed under: every device of the vault holds it.
-    return SyncKeys.derive(core.vault_key, 0, core.vault_key)
 
 
 def _compare(

@@ -58,7 +58,7 @@ class Syncer:
         self.remote = remote
         self.name = name
         self.progress = progress
-        self.base = SyncKeys.derive(core.vault_key, 0, core.vault_key)
+        self.base = SyncKeys.base(core.vault_key)
         self.identity = identity
         self.witness = witness  # the chain, when one is configured
         self.provisional: dict[int, bytes] = {}
@@ -224,7 +224,7 @@ class Syncer:
     ) -> None:
         core = self.core
         own = core.device.device_id
-        heads = {d: (s, h.hex()) for d, (s, h) in core.log.heads().items()}
+        heads = objects.hex_heads(core.log.heads())
         if remote_cp is not None and remote_cp.heads == heads:
             self.published = remote_cp
             return  # nothing new to say

@@ -26,7 +26,7 @@ import hmac
 import json
 import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -86,6 +86,12 @@ class SyncKeys:
             aead.hkdf(vault_key, b"memsync/v1/sync/names"),
         )
 
+    @classmethod
+    def base(cls, vault_key: bytes) -> SyncKeys:
+        """Epoch 0's keys (from the vault key): what checkpoints, epoch and anchor
+        objects are sealed under, since every device of the vault holds them."""
+        return cls.derive(vault_key, 0, vault_key)
+
     def name(self, kind: str, *parts: str) -> str:
         mac = hmac.new(self.names, "\x00".join(parts).encode(), hashlib.sha256)
         return f"{kind}/{mac.hexdigest()[:_NAME_HEX]}"
@@ -101,6 +107,11 @@ class SyncKeys:
 
     def keys_name(self, segment: str) -> str:
         return self.name("k", "keys", segment)
+
+
+def hex_heads(heads: Mapping[str, tuple[int, bytes]]) -> dict[str, tuple[int, str]]:
+    """Feed heads as checkpoints and anchors write them: (seq, entry hash in hex)."""
+    return {d: (s, h.hex()) for d, (s, h) in heads.items()}
 
 
 def content_name(blob: bytes) -> str:

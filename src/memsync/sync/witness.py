@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from memsync.core import Core
 from memsync.errors import ChainError, CryptoError, SyncRefused
 from memsync.log.oplog import Entry
-from memsync.sync.objects import Checkpoint, SyncKeys, merkle_root
+from memsync.sync.objects import Checkpoint, SyncKeys, hex_heads, merkle_root
 
 if TYPE_CHECKING:
     from memsync.chain.contract import Record
@@ -159,7 +159,7 @@ class Witness:
             )
         if record is None or record.counter == 0:
             return
-        mine = {d: (s, h.hex()) for d, (s, h) in local.items()}
+        mine = hex_heads(local)
         claims = dict(mine)
         for cp, _, _ in checkpoints.values():
             for d, (s, h) in cp.heads.items():
