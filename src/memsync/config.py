@@ -14,6 +14,7 @@ every key with its meaning, and `parse_value` checks a value before it is stored
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -219,12 +220,13 @@ def load(conn: apsw.Connection) -> Settings:
 # The backends the settings choose.
 
 
-def extractor_for(settings: Settings, conn: apsw.Connection | None = None) -> Extractor:
+def extractor_for(
+    settings: Settings, owner_lookup: Callable[[], str | None] | None = None
+) -> Extractor:
     """The extractor the settings choose: the offline rules, or the configured LLM. The
-    owner's name is the setting, else what the vault learnt ("I'm Priya": "Is named
-    Priya"), when `conn` is given."""
+    owner's name is the setting, else what `owner_lookup` finds (see `owner_from`)."""
     if settings.extractor != "llm":
-        return RuleExtractor(owner=settings.owner_name or (owner_from(conn) if conn else None))
+        return RuleExtractor(owner=settings.owner_name, owner_lookup=owner_lookup)
     from memsync.extract.llm import LLMExtractor
 
     return LLMExtractor(chat_model_for(settings, "extractor is llm"))

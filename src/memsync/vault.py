@@ -524,7 +524,7 @@ class Vault:
 
     def extractor(self) -> Extractor:
         """The extractor the settings choose: the offline rules, or the configured LLM."""
-        return config.extractor_for(self.settings(), self.conn)
+        return config.extractor_for(self.settings(), lambda: config.owner_from(self.conn))
 
     def judge(self) -> Judge | None:
         """The LLM that decides hard reconciliation cases, when one is configured."""

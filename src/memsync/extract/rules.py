@@ -24,7 +24,7 @@ assistant to remember it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -102,12 +102,19 @@ class RuleExtractor:
         horizon_days: int = 30,
         user_roles: Iterable[str] = ("user", "human"),
         owner: str | None = None,
+        owner_lookup: Callable[[], str | None] | None = None,
     ) -> None:
         self.owner = owner
+        # Asked only for a conversation with several named speakers (a query per ingest
+        # otherwise).
+        self.owner_lookup = owner_lookup
         if horizon_days < 1:
             raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
         self.horizon_days = horizon_days
         self.user_roles = frozenset(r.lower() for r in user_roles)
+
+    def _owner(self) -> str | None:
+        return self.owner or (self.owner_lookup() if self.owner_lookup else None)
 
     def extract(
         self, messages: Sequence[Message], *, now: datetime | None = None
@@ -137,7 +144,7 @@ class RuleExtractor:
                     cand = self._make(st, i, sent.start, sent.end, when, times)
                     out.append(replace(cand, confirmed_by=i + 1))
         found = _one_fact_each([*out, *_after_changes(out)])
-        return dedup(_about_others(found, messages, self.user_roles, self.owner))
+        return dedup(_about_others(found, messages, self.user_roles, self._owner))
 
     def _user_message(
         self, turn: int, content: str, when: datetime, ctx: Context
@@ -309,13 +316,19 @@ _OPENERS = frozenset("Is Has Was Will Just Cannot Never No Does Did Can Must Wan
 
 
 def _about_others(
-    found: list[Candidate], messages: Sequence[Message], roles: frozenset[str], owner: str | None
+    found: list[Candidate],
+    messages: Sequence[Message],
+    roles: frozenset[str],
+    owner: Callable[[], str | None],
 ) -> list[Candidate]:
     """Statements from another named speaker's turns, made about that speaker."""
     named = [(i, m.name) for i, m in enumerate(messages) if m.role.lower() in roles and m.name]
-    if len({n for _, n in named}) < 2 and not (owner and named):
+    if not named:
         return found
-    me = (owner or named[-1][1]).strip().lower()
+    known = owner()
+    if len({n for _, n in named}) < 2 and not known:
+        return found
+    me = (known or named[-1][1]).strip().lower()
     others = {i: str(n) for i, n in named if str(n).strip().lower() != me}
     out = []
     for c in found:
